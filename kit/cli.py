@@ -1,0 +1,294 @@
+"""The `kit` command line: each command parses its options, calls one library function and reports.
+
+Heavy imports (TensorFlow, the Kaggle client) happen inside the commands so that `kit --help` is instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from kit.errors import KitError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="From raw MediaPipe landmarks to a scored Kaggle asl-signs submission. Start with `kit demo`.",
+)
+
+
+def _fail(err: Exception) -> typer.Exit:
+    typer.echo(f"Error: {err}", err=True)
+    return typer.Exit(code=1)
+
+
+def _ids(text: Optional[str]) -> Optional[list[int]]:
+    """Parse "16069,18796" into [16069, 18796]."""
+    if not text:
+        return None
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated participant ids like 16069,18796, got {text!r}")
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(..., "--out", help="Folder to write the data set into (competition layout)."),
+    signs: int = typer.Option(25, help="Number of signs (the first N of the real 250-sign map)."),
+    participants: int = typer.Option(8, help="Number of synthetic signers."),
+    per_sign: int = typer.Option(4, "--per-sign", help="Sequences per sign and signer."),
+    seed: int = typer.Option(0, help="Random seed: the same seed writes the same files."),
+) -> None:
+    """Write a synthetic data set in exactly the competition's layout (train.csv, parquet files, sign map).
+
+    Example: kit synth --out data/synth --signs 25 --participants 8
+    """
+    from kit.synth import synthesize
+
+    try:
+        summary = synthesize(out, n_signs=signs, n_participants=participants, per_sign=per_sign, seed=seed)
+    except KitError as err:
+        raise _fail(err)
+    typer.echo(summary)
+
+
+@app.command()
+def prepare(
+    data: Path = typer.Option(Path("data/asl-signs"), "--data", help="Competition folder holding train.csv."),
+    cache: Path = typer.Option(Path("cache"), "--cache", help="Folder for the training cache."),
+    workers: int = typer.Option(0, help="Worker processes (0: one per CPU core)."),
+    participants: Optional[str] = typer.Option(None, help="Only these signers, e.g. 16069,18796."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N rows of train.csv (after --participants)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip bad files and list them in bad_files.csv."),
+) -> None:
+    """Validate every landmark file in train.csv and cache it for training; re-runs only do new files.
+
+    Example: kit prepare --data data/asl-signs --cache cache --participants 16069,18796
+    """
+    from kit.prepare import build_cache
+
+    try:
+        report = build_cache(
+            data, cache, workers=workers, participants=_ids(participants), limit=limit, skip_bad=skip_bad
+        )
+    except KitError as err:
+        raise _fail(err)
+    typer.echo(report)
+
+
+@app.command()
+def train(
+    cache: Path = typer.Option(Path("cache"), "--cache", help="Cache written by kit prepare."),
+    out: Path = typer.Option(Path("runs/run"), "--out", help="Run directory (config, folds, weights, metrics)."),
+    folds: int = typer.Option(5, help="GroupKFold folds by participant: every signer is held out once."),
+    fold: Optional[list[int]] = typer.Option(None, help="Train only this fold (repeatable), e.g. --fold 0."),
+    epochs: Optional[int] = typer.Option(None, help="Shortcut for --set train.epochs=E."),
+    model: Optional[str] = typer.Option(None, help="Shortcut for --set model.name=NAME (see kit models)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON config to start from (e.g. a run's config.json)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
+    strategy: str = typer.Option("auto", help="auto | cpu | mirrored | tpu (auto: mirrored on several GPUs)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this killed run from its last epoch."),
+) -> None:
+    """Train fold models on unseen-signer splits, keeping out-of-fold predictions, the best weights and metrics.
+
+    Example: kit train --cache cache --out runs/base --folds 5 --set train.epochs=60 --set train.mixup_alpha=0.5
+    Example: kit train --resume runs/base
+    """
+    from kit import config as config_mod
+    from kit import train as training
+
+    try:
+        if resume is not None:
+            result = training.resume(resume)
+        else:
+            cfg = config_mod.load(config) if config else config_mod.Config()
+            shortcuts = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
+                [f'model.name="{model}"'] if model else [])
+            cfg = config_mod.apply_overrides(cfg, shortcuts + list(set_ or []))
+            result = training.train(cfg, cache, out, n_folds=folds, only_folds=fold or None, strategy=strategy)
+    except KitError as err:
+        raise _fail(err)
+    typer.echo(result)
+
+
+@app.command()
+def cv(run_dir: Path = typer.Argument(..., help="Run directory written by kit train.")) -> None:
+    """Merge the folds present in a run (e.g. trained on several machines) into cv.json and report.md.
+
+    Example: kit cv runs/base
+    """
+    from kit.cv import summarize
+
+    try:
+        typer.echo(summarize(run_dir))
+    except KitError as err:
+        raise _fail(err)
+
+
+@app.command()
+def config(
+    file: Optional[Path] = typer.Option(None, "--config", help="Start from this JSON config instead of the defaults."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
+) -> None:
+    """Print the training config that kit train would use (every key --set accepts), as JSON.
+
+    Example: kit config --set train.mixup_alpha=0.5 > my.json && kit train --config my.json
+    """
+    import json
+
+    from kit import config as config_mod
+
+    try:
+        cfg = config_mod.apply_overrides(config_mod.load(file) if file else config_mod.Config(), list(set_ or []))
+    except KitError as err:
+        raise _fail(err)
+    typer.echo(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+
+
+@app.command()
+def models() -> None:
+    """List the registered model names (for --model or --set model.name=...).
+
+    Example: kit models
+    """
+    from kit.models import create_model, list_models
+
+    for name in list_models():
+        typer.echo(f"{name}: {create_model(name, max_len=64, n_features=170).count_params():,} parameters")
+
+
+@app.command()
+def export(
+    run_dir: Optional[Path] = typer.Argument(None, help="Run directory written by kit train."),
+    models: Optional[list[Path]] = typer.Option(
+        None, "--models", help="A fold or run directory to ensemble (repeatable; mixes runs and architectures)."),
+    top: int = typer.Option(3, help="Ensemble the N folds of RUN_DIR with the best validation accuracy."),
+    fp16: bool = typer.Option(False, "--fp16", help="Store weights in float16 (half the size)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default RUN_DIR/export)."),
+    force: bool = typer.Option(False, "--force", help="Write submission.zip even if a gate fails."),
+    max_mb: float = typer.Option(40.0, "--max-mb", help="Size budget in MB (the competition allows 40)."),
+) -> None:
+    """Build model.tflite + submission.zip (one preprocessing step, N models averaged) and prove the Kaggle contract.
+
+    Gates: signature, builtin ops a TFLite 2.9.1 runtime runs, size <= 40 MB, finite output on edge cases,
+    latency <= 100 ms per sequence (one thread), parity with the Keras models. Results go to export.json.
+
+    Example: kit export runs/base --top 3 --fp16
+    Example: kit export --models runs/llama/fold0 --models runs/conv --out exports/mix
+    """
+    from kit.export import export as run_export
+
+    try:
+        typer.echo(run_export(run_dir, models=models, out_dir=out, top=top, fp16=fp16, force=force, max_mb=max_mb))
+    except KitError as err:
+        raise _fail(err)
+
+
+@app.command()
+def check(model: Path = typer.Argument(..., help="A model.tflite or submission.zip (ours or anyone's).")) -> None:
+    """Check any TFLite model against the Kaggle contract before uploading it (all gates but parity).
+
+    Example: kit check submission.zip
+    """
+    from kit.gates import check_model, failures
+    from kit.tflite import read_model
+
+    try:
+        gates = check_model(read_model(model))
+    except KitError as err:
+        raise _fail(err)
+    for gate in gates:
+        typer.echo(gate)
+    failed = failures(gates)
+    if failed:
+        raise _fail(KitError(f"{model}: gate {failed[0].name!r} failed: {failed[0].detail}"))
+
+
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="A model.tflite or submission.zip (ours or anyone's)."),
+    data: Path = typer.Option(Path("data/asl-signs"), "--data", help="Competition folder holding train.csv."),
+    participants: Optional[str] = typer.Option(None, help="Only these signers, e.g. 16069,18796."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N sequences."),
+) -> None:
+    """Score a TFLite model as the competition's scorer does: accuracy, per-signer accuracy, latency, size.
+
+    Example: kit evaluate runs/base/export/submission.zip --data data/asl-signs --participants 16069
+    """
+    from kit.evaluate import evaluate as run_evaluate
+
+    try:
+        typer.echo(run_evaluate(model, data, participants=_ids(participants), limit=limit))
+    except KitError as err:
+        raise _fail(err)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo"), "--out", help="Folder for the demo's data, cache, run and submission."),
+    epochs: int = typer.Option(30, help="Epochs per fold."),
+    seed: int = typer.Option(0, help="Seed of the synthetic data and of training."),
+) -> None:
+    """The whole pipeline on built-in synthetic data: synth -> prepare -> train 3 folds -> export -> evaluate.
+
+    Evaluation uses signers that no model saw. About 5 minutes on 2 CPU cores.
+
+    Example: kit demo --out demo
+    """
+    from kit.demo import run_demo
+
+    try:
+        typer.echo(run_demo(out, epochs=epochs, seed=seed))
+    except KitError as err:
+        raise _fail(err)
+
+
+@app.command()
+def fetch(
+    dest: Path = typer.Option(Path("data/asl-signs"), "--dest", help="Folder for the competition data."),
+    participants: Optional[str] = typer.Option(
+        None, help="Only these signers' landmark files, e.g. 16069,18796 (a quick start); default: everything."
+    ),
+    force: bool = typer.Option(False, "--force", help="Download again what is already here."),
+) -> None:
+    """Download the asl-signs data with your Kaggle credentials: resumable, verified, unpacked safely.
+
+    Example: kit fetch --dest data/asl-signs --participants 16069,18796
+    """
+    from kit.fetch import fetch_competition
+
+    try:
+        typer.echo(fetch_competition(dest, participants=_ids(participants), force=force))
+    except KitError as err:
+        raise _fail(err)
+
+
+@app.command()
+def submit(
+    target: Optional[Path] = typer.Argument(
+        None, help="A run folder (uses its export/), a submission.zip or a model.tflite; default: newest under runs/."
+    ),
+    message: Optional[str] = typer.Option(None, "--message", "-m", help="Description of the submission."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Render the dataset and kernel, list what would be sent."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Do what can be done now; run again later to go on."),
+    poll: float = typer.Option(15.0, "--poll", help="Seconds between status checks while waiting."),
+) -> None:
+    """Upload the model, push the kernel that writes submission.zip, submit it and print the public score.
+
+    Re-running continues where a failure stopped it, and after success sends nothing new.
+
+    Example: kit submit runs/run --message "5 folds"
+    """
+    from kit.submit import submit as run_submit
+
+    try:
+        typer.echo(run_submit(target, message, dry_run=dry_run, wait=not no_wait, poll_seconds=poll))
+    except KitError as err:
+        raise _fail(err)
+
+
+if __name__ == "__main__":  # `python -m kit.cli ...`, as the resume test runs it
+    app()

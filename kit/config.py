@@ -1,0 +1,150 @@
+"""The run configuration: frozen dataclasses, type-checked overrides, saved next to every set of weights.
+
+A run is rebuilt from its `config.json` alone (export and evaluate never retype sizes by hand).
+Overrides use dotted keys: `train.epochs=3`, `model.name=llama_small`, `preprocess.max_len=64`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kit.errors import KitError
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    max_len: int = 64  # synthetic and most real sequences are shorter; 384 in the 1st-place recipe for full data
+    # x and y only: z from MediaPipe is noisy depth, and the 26th place found it did not help.
+    use_z: bool = False
+    # Frames with neither hand are dropped (the 26th-place recipe): they carry almost no sign information.
+    drop_handless: bool = True
+    # The 80th-place feature options (kit/features.py); all off = the 26th-place recipe above.
+    dominant_hand: bool = False  # keep the hand with fewer missing frames, mirrored to be a right hand
+    shoulder_unit: bool = False  # shoulder width as the unit of length instead of the spread of the points
+    distances: bool = False  # hand-to-face and wrist-to-fingertip distances
+    angles: bool = False  # finger joint angles and the hand-elbow-shoulder angle
+    motion: bool = False  # velocity and acceleration of every kept coordinate
+    trim_idle: bool = False  # drop idle frames at the start and end (hands still, before and after the sign)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "llama_small"  # the 26th-place model that ensembled three times under 100 ms
+    # Size overrides of the preset, e.g. {"dim": 128, "depth": 2}; empty means the registered preset as is.
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 64  # 128 in the winning recipes on GPU; smaller keeps CPU steps short
+    optimizer: str = "lion"  # lion | adamw: Lion with a 10x smaller lr than AdamW, as the 1st/26th places used
+    learning_rate: float = 3e-4
+    min_learning_rate: float = 1e-5  # cosine decay floor
+    warmup_epochs: int = 2
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    ema: bool = True  # an EMA of weights generalised better on unseen signers in the 1st-place solution
+    ema_momentum: float = 0.99
+    mixup_alpha: float = 0.0  # 0 disables; 0.5 is the seed recipe for long training on the full data
+    mirror_prob: float = 0.5  # swap hands and flip x: left-handed signers are otherwise rare
+    # Geometric augmentations of the 80th place, off by default: the 26th place found most augmentations hurt,
+    # so measure them on your folds (kit train --set train.rotate_deg=10 ...).
+    rotate_deg: float = 0.0  # random rotation in the image plane, uniform in +-rotate_deg, around the head
+    scale_range: float = 0.0  # random zoom, uniform in 1 +- scale_range, around the head
+    noise_std: float = 0.0  # Gaussian noise added to every visible coordinate
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def from_dict(data: dict) -> Config:
+    """Build a Config from nested dicts; an unknown section or key is an error, never ignored."""
+    sections = {f.name: f.type for f in dataclasses.fields(Config)}
+    kwargs = {}
+    for name, values in data.items():
+        if name not in sections:
+            raise KitError(f"unknown config section {name!r}; valid: {', '.join(sections)}")
+        cls = _section_class(name)
+        kwargs[name] = _build(cls, values, prefix=name)
+    return Config(**kwargs)
+
+
+def load(path: Path) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise KitError(f"{path}: no such config file")
+    try:
+        return from_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as err:
+        raise KitError(f"{path}: not valid JSON ({err})")
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Apply `section.key=value` strings; values are parsed as JSON when possible and type-checked."""
+    data = cfg.to_dict()
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise KitError(f"override {item!r} must look like section.key=value, e.g. train.epochs=3")
+        key, raw = item.split("=", 1)
+        section, name = key.split(".", 1)
+        if section not in data:
+            raise KitError(f"unknown config section {section!r} in {item!r}; valid: {', '.join(data)}")
+        if section == "model" and name not in data["model"]:
+            data["model"]["overrides"] = {**data["model"]["overrides"], name: _parse(raw)}
+            continue
+        if name not in data[section]:
+            raise KitError(f"unknown key {key!r}; valid: {', '.join(f'{section}.{k}' for k in data[section])}")
+        data[section][name] = _parse(raw)
+    return from_dict(data)
+
+
+def _parse(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _section_class(name: str) -> type:
+    return {"preprocess": PreprocessConfig, "model": ModelConfig, "train": TrainConfig}[name]
+
+
+def _build(cls: type, values: dict, prefix: str):
+    if not isinstance(values, dict):
+        raise KitError(f"config section {prefix!r} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    out = {}
+    for key, value in values.items():
+        if key not in known:
+            raise KitError(f"unknown key {prefix}.{key}; valid: {', '.join(f'{prefix}.{k}' for k in sorted(known))}")
+        out[key] = _check_type(hints[key], value, f"{prefix}.{key}")
+    return cls(**out)
+
+
+def _check_type(hint, value, key: str):
+    if isinstance(hint, types.GenericAlias) or typing.get_origin(hint) is not None:
+        hint = typing.get_origin(hint)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise KitError(f"{key} must be {hint.__name__}, got {value!r}")
+    return value

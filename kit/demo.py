@@ -1,0 +1,93 @@
+"""`kit demo`: the whole pipeline on synthetic signers, scored on signers no model saw."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from kit.config import Config, ModelConfig, PreprocessConfig, TrainConfig
+from kit.errors import KitError
+from kit.progress import say
+
+N_SIGNS, N_TRAIN_SIGNERS, N_TEST_SIGNERS, PER_SIGN = 25, 8, 2, 4
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    accuracy: float
+    chance: float
+    cv_accuracy: float
+    size_mb: float
+    mean_ms: float
+    p95_ms: float
+    submission: Path
+    seconds: float
+
+    def __str__(self) -> str:
+        return "\n".join([
+            "demo finished",
+            f"  accuracy on {N_TEST_SIGNERS} unseen signers: {self.accuracy:.3f} (chance {self.chance:.3f}, "
+            f"{self.accuracy / self.chance:.1f}x chance)",
+            f"  cross-validation accuracy (out of fold): {self.cv_accuracy:.3f}",
+            f"  model.tflite: {self.size_mb:.2f} MB (limit 40 MB); latency mean {self.mean_ms:.2f} ms, "
+            f"p95 {self.p95_ms:.2f} ms (limit 100 ms)",
+            f"  submission: {self.submission}",
+            f"  took {self.seconds / 60:.1f} min",
+        ])
+
+
+def demo_config(epochs: int, seed: int) -> Config:
+    """A tiny LLaMa trained briefly: the recipe's shape at a size that fits minutes on a laptop CPU."""
+    return Config(
+        preprocess=PreprocessConfig(max_len=48),
+        model=ModelConfig(name="llama_tiny"),
+        train=TrainConfig(epochs=epochs, batch_size=32, learning_rate=1e-3, min_learning_rate=1e-5,
+                          warmup_epochs=1, label_smoothing=0.1, optimizer="adamw", ema=True, seed=seed),
+    )
+
+
+MARKER = ".kit-demo"  # marks a folder kit demo wrote, so that a re-run may replace it
+
+
+def _fresh_folder(out: Path) -> Path:
+    """An empty `out`; a previous demo's folder is replaced, anything else is never touched."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise KitError(f"{out}: exists and was not written by kit demo; give another --out")
+        say(f"replacing the previous demo in {out}")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by kit demo; a re-run replaces this folder\n")
+    return out
+
+
+def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> DemoResult:
+    from kit.evaluate import evaluate
+    from kit.export import export
+    from kit.prepare import build_cache
+    from kit.synth import synthesize
+    from kit.train import train
+
+    start = time.time()
+    out = _fresh_folder(Path(out))
+    data, cache, run = out / "data", out / "cache", out / "run"
+    say(f"[1/5] synthesising {N_SIGNS} signs x {N_TRAIN_SIGNERS + N_TEST_SIGNERS} signers into {data}")
+    synthesize(data, n_signs=N_SIGNS, n_participants=N_TRAIN_SIGNERS + N_TEST_SIGNERS, per_sign=PER_SIGN, seed=seed)
+    signers = sorted(pd.read_csv(data / "train.csv")["participant_id"].unique().tolist())
+    train_signers, test_signers = signers[:N_TRAIN_SIGNERS], signers[N_TRAIN_SIGNERS:]
+    say(f"[2/5] caching the {N_TRAIN_SIGNERS} training signers; {test_signers} are kept for the final score")
+    say(str(build_cache(data, cache, participants=train_signers)))
+    say(f"[3/5] training 3 folds of llama_tiny for {epochs} epochs")
+    cv = train(demo_config(epochs, seed), cache, run, n_folds=3)
+    say(str(cv))
+    say("[4/5] exporting the 3-model ensemble to TFLite")
+    exported = export(run, top=3)
+    say(str(exported))
+    say(f"[5/5] scoring {exported.submission} on unseen signers {test_signers}, as the Kaggle scorer would")
+    scored = evaluate(exported.submission, data, participants=test_signers)
+    return DemoResult(scored.accuracy, scored.chance, cv.oof_accuracy, exported.size_bytes / 1e6,
+                      scored.mean_ms, scored.p95_ms, exported.submission, time.time() - start)

@@ -1,0 +1,168 @@
+"""`kit export`: one TFLite graph that preprocesses once and averages the probabilities of N fold models.
+
+Models are rebuilt from each fold's saved config and weights under the TensorFlow backend, so a run trained
+under JAX exports the same way. Only builtin TFLite ops are allowed (the scorer has no Flex delegate).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from kit import tflite
+from kit.config import PreprocessConfig
+from kit.errors import KitError
+from kit.gates import SIZE_LIMIT_MB, check_model, failures
+from kit.landmarks import N_LANDMARKS
+from kit.preprocess import preprocess
+from kit.progress import say
+from kit.train import load_fold_model
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out_dir: Path
+    models: list
+    size_bytes: int
+    gates: list = field(default_factory=list)
+    forced: bool = False
+
+    @property
+    def submission(self) -> Path:
+        return self.out_dir / "submission.zip"
+
+    def __str__(self) -> str:
+        lines = [f"ensemble of {len(self.models)}: {', '.join(self.models)}"]
+        lines += [str(gate) for gate in self.gates]
+        if self.forced and failures(self.gates):
+            lines.append("--force: wrote submission.zip although a gate failed")
+        lines.append(f"wrote {self.submission} ({self.size_bytes / 1e6:.2f} MB) and {self.out_dir / 'export.json'}")
+        return "\n".join(lines)
+
+
+def pick_folds(run_dir: Path, top: int) -> list[Path]:
+    """The `top` finished folds of a run, best validation accuracy first."""
+    scored = []
+    for metrics in sorted(Path(run_dir).glob("fold*/metrics.json")):
+        scored.append((json.loads(metrics.read_text())["val_accuracy"], metrics.parent))
+    if not scored:
+        raise KitError(f"{run_dir}: no finished fold (fold*/metrics.json); run kit train first")
+    if len(scored) < top:
+        say(f"note: {run_dir} has {len(scored)} finished folds, fewer than {top}: exporting all of them")
+    return [path for _, path in sorted(scored, key=lambda s: -s[0])[:top]]
+
+
+def resolve_models(run_dir: Path | None, models: list[Path] | None, top: int) -> list[Path]:
+    """Fold directories to ensemble: the `top` best folds of `run_dir`, or each of `models`.
+
+    An entry of `models` is a fold directory (holding model.weights.h5) or a run directory (its best fold),
+    so one ensemble can mix runs and architectures.
+    """
+    if not models:
+        if run_dir is None:
+            raise KitError("give a run directory (kit export runs/base) or --models FOLD_OR_RUN_DIR ...")
+        return pick_folds(run_dir, top)
+    picked = []
+    for path in map(Path, models):
+        if (path / "model.weights.h5").is_file():
+            picked.append(path)
+        elif list(path.glob("fold*/metrics.json")):
+            picked.extend(pick_folds(path, 1))
+        else:
+            raise KitError(f"{path}: neither a trained fold (model.weights.h5) nor a run directory (fold*/)")
+    return picked
+
+
+class Ensemble(tf.Module):
+    """raw `[T, 543, 3]` -> one shared preprocessing -> mean of the models' softmax -> `[250]`."""
+
+    def __init__(self, models, preprocess_cfg: PreprocessConfig):
+        super().__init__()
+        self.models = models
+        self.preprocess_cfg = preprocess_cfg
+        # Keras 3 variables are not tracked through a tf.Module attribute; list them so the converter
+        # freezes them as constants instead of leaving VAR_HANDLE ops that read as NaN.
+        self.variables_ = [v.value for m in models for v in m.weights]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, N_LANDMARKS, 3], tf.float32, name=tflite.INPUT)])
+    def serve(self, inputs):
+        features, mask = preprocess(inputs, self.preprocess_cfg)
+        batch = {"features": features[None], "mask": mask[None]}
+        probs = [tf.nn.softmax(m(batch, training=False), axis=-1) for m in self.models]
+        return {tflite.OUTPUT: tf.reduce_mean(tf.stack(probs), axis=0)[0]}
+
+    def reference(self, frames: np.ndarray) -> np.ndarray:
+        """The Keras path, run eagerly: what the TFLite file must reproduce."""
+        features, mask = preprocess(tf.constant(frames, tf.float32), self.preprocess_cfg)
+        batch = {"features": features[None], "mask": mask[None]}
+        probs = [tf.nn.softmax(m(batch, training=False), axis=-1) for m in self.models]
+        return tf.reduce_mean(tf.stack(probs), axis=0)[0].numpy()
+
+
+def load_ensemble(fold_dirs: list[Path]) -> Ensemble:
+    """Rebuild each fold's model from its config; all must share one preprocessing config."""
+    models, configs = [], []
+    for d in fold_dirs:
+        model, cfg = load_fold_model(d)
+        models.append(model)
+        configs.append(cfg.preprocess)
+    if any(c != configs[0] for c in configs):
+        raise KitError("the chosen models use different preprocessing configs; an ensemble shares one: "
+                       + "; ".join(f"{d}: {c}" for d, c in zip(fold_dirs, configs)))
+    return Ensemble(models, configs[0])
+
+
+def convert(ensemble: Ensemble, fp16: bool = False) -> bytes:
+    """TFLite flatbuffer of the ensemble with builtin ops only."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tf.saved_model.save(ensemble, tmp, signatures={tflite.SIGNATURE: ensemble.serve.get_concrete_function()})
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=[tflite.SIGNATURE])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if fp16:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        try:
+            return converter.convert()
+        except Exception as err:  # the converter raises ConverterError with pages of MLIR
+            first = next((ln for ln in str(err).splitlines() if "error" in ln.lower()), str(err)[:300])
+            raise KitError(f"TFLite conversion failed with builtin ops only: {first.strip()}")
+
+
+def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path | None = None, top: int = 3,
+           fp16: bool = False, force: bool = False, max_mb: float = SIZE_LIMIT_MB) -> ExportResult:
+    """Export an ensemble, run every gate, and write model.tflite, export.json and (if the gates pass) submission.zip.
+
+    A failed gate raises KitError naming it, after writing model.tflite and export.json for inspection;
+    `force=True` writes submission.zip anyway.
+    """
+    fold_dirs = resolve_models(run_dir, models, top)
+    if out_dir is None:
+        if run_dir is None:
+            raise KitError("--out is needed when the models come only from --models")
+        out_dir = Path(run_dir) / "export"
+    out_dir = Path(out_dir)
+    say(f"exporting {len(fold_dirs)} models: {', '.join(map(str, fold_dirs))}")
+    ensemble = load_ensemble(fold_dirs)
+    model = convert(ensemble, fp16=fp16)
+    say("checking the Kaggle contract (signature, ops, size, finiteness, latency, parity)")
+    gates = check_model(model, reference=ensemble.reference, fp16=fp16, size_limit_mb=max_mb)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "model.tflite").write_bytes(model)
+    (out_dir / "submission.zip").unlink(missing_ok=True)  # never leave an older zip beside a newer model
+    failed = failures(gates)
+    (out_dir / "export.json").write_text(json.dumps({
+        "models": [str(d) for d in fold_dirs], "fp16": fp16, "size_bytes": len(model), "forced": force,
+        "passed": not failed, "gates": [g.to_dict() for g in gates],
+    }, indent=2) + "\n")
+    if failed and not force:
+        raise KitError(f"export gate {failed[0].name!r} failed: {failed[0].detail} "
+                       f"(model.tflite and export.json are in {out_dir}; --force writes submission.zip anyway)")
+    with zipfile.ZipFile(out_dir / "submission.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("model.tflite", model)
+    return ExportResult(out_dir, [str(d) for d in fold_dirs], len(model), gates, force)

@@ -1,0 +1,182 @@
+"""The Kaggle contract as gates: every reason a submission failed after an hour on Kaggle, caught in seconds here.
+
+Each gate returns a `Gate` (name, ok, one-line detail, numbers for export.json). `check_model` runs them all
+on a TFLite flatbuffer; `kit export` and `kit check` report them and refuse a model that fails one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from kit import opcheck, tflite
+from kit.errors import KitError
+from kit.landmarks import LEFT_HAND, N_CLASSES, N_LANDMARKS, RIGHT_HAND
+
+SIZE_LIMIT_MB = 40.0  # the competition's limit on model.tflite
+LATENCY_LIMIT_MS = 100.0  # the competition's limit on the mean time per sequence
+PARITY_TOLERANCE = {False: 1e-4, True: 1e-2}  # max |p_tflite - p_keras| for float32 / float16 weights
+N_PROBES = 50
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    ok: bool
+    detail: str
+    data: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"  {'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def signature_gate(interp) -> Gate:
+    problems = tflite.contract_problems(interp)
+    if problems:
+        return Gate("signature", False, "; ".join(problems))
+    return Gate("signature", True, f"{tflite.SIGNATURE}: {tflite.INPUT} float32 [None, {N_LANDMARKS}, 3] -> "
+                                   f"{tflite.OUTPUT} [{N_CLASSES}]")
+
+
+def ops_gate(model: bytes) -> Gate:
+    """Builtin ops only, each at a version the scorer's TFLite 2.9.1 registers (see kit.opcheck)."""
+    ops = opcheck.model_ops(model)
+    listing = ", ".join(str(op) for op in ops)
+    problems = [p for op in ops for p in op.problems]
+    data = {"ops": [{"name": op.name, "version": op.version, "custom": op.custom} for op in ops]}
+    if problems:
+        return Gate("ops", False, "; ".join(problems), data)
+    return Gate("ops", True, f"{len(ops)} builtin ops, all run by TFLite {opcheck.RUNTIME}: {listing}", data)
+
+
+def size_gate(model: bytes, limit_mb: float = SIZE_LIMIT_MB) -> Gate:
+    mb = len(model) / 1e6
+    data = {"size_mb": round(mb, 3), "limit_mb": limit_mb}
+    if mb > limit_mb:
+        return Gate("size", False, f"{mb:.2f} MB is over the {limit_mb:g} MB limit (try --fp16 or fewer models)", data)
+    return Gate("size", True, f"{mb:.2f} MB of {limit_mb:g} MB", data)
+
+
+def real_lengths(n: int = N_PROBES, seed: int = 0) -> list[int]:
+    """Sequence lengths shaped like the competition's (median ~30 frames, a long tail), from 1 to 500 frames."""
+    rng = np.random.default_rng(seed)
+    lengths = np.clip(np.round(rng.lognormal(np.log(30), 0.75, size=n - 2)), 1, 500).astype(int)
+    return [1, *lengths.tolist(), 500]
+
+
+def plausible_frames(rng: np.random.Generator, n: int, hands: bool = True) -> np.ndarray:
+    """A raw sequence with the competition's NaN pattern: a slowly moving body, the left hand out of view."""
+    base = rng.uniform(0.3, 0.7, size=(1, N_LANDMARKS, 3))
+    drift = np.cumsum(rng.normal(0, 0.01, size=(n, 1, 3)), axis=0)
+    frames = (base + drift + rng.normal(0, 0.02, size=(n, N_LANDMARKS, 3))).astype(np.float32)
+    frames[:, list(LEFT_HAND)] = np.nan
+    if not hands:
+        frames[:, list(RIGHT_HAND)] = np.nan
+    return frames
+
+
+def probe_sequences(n: int = N_PROBES, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [plausible_frames(rng, length) for length in real_lengths(n, seed)]
+
+
+def latency_gate(model: bytes, sequences: list[np.ndarray], limit_ms: float = LATENCY_LIMIT_MS) -> Gate:
+    """Mean and p95 ms per sequence on one thread, with the XNNPACK delegate and with plain builtin kernels.
+
+    The gate holds the default runtime (XNNPACK) to the limit and says out loud when plain kernels would not
+    meet it: the scorer's tflite_runtime may or may not apply the delegate.
+    """
+    data = {}
+    for label, xnnpack in (("xnnpack", True), ("builtin", False)):
+        predict = tflite.contract_runner(tflite.interpreter(model, threads=1, xnnpack=xnnpack))
+        predict(sequences[0])  # the first call allocates; Kaggle's timer sees it once, not per sequence
+        times = []
+        for frames in sequences:
+            start = time.perf_counter()
+            predict(frames)
+            times.append((time.perf_counter() - start) * 1000)
+        data[label] = {"mean_ms": round(float(np.mean(times)), 3), "p95_ms": round(float(np.percentile(times, 95)), 3)}
+    fast, plain = data["xnnpack"], data["builtin"]
+    detail = (f"mean {fast['mean_ms']:.2f} ms, p95 {fast['p95_ms']:.2f} ms with XNNPACK; mean {plain['mean_ms']:.2f} ms, "
+              f"p95 {plain['p95_ms']:.2f} ms with plain kernels (limit {limit_ms:.0f} ms, {len(sequences)} sequences "
+              f"of 1-{max(len(s) for s in sequences)} frames, 1 thread)")
+    if plain["mean_ms"] > limit_ms:
+        detail += "; WARNING: over the limit if the scorer does not apply XNNPACK"
+    data["limit_ms"] = limit_ms
+    return Gate("latency", fast["mean_ms"] <= limit_ms, detail, data)
+
+
+def parity_gate(predict: Callable, reference: Callable, sequences: list[np.ndarray], fp16: bool) -> Gate:
+    """The TFLite file answers like the Keras ensemble it came from: probabilities and argmax."""
+    tolerance = PARITY_TOLERANCE[fp16]
+    diffs, agree, real_flips = [], 0, 0
+    for frames in sequences:
+        got, want = np.asarray(predict(frames)), np.asarray(reference(frames))
+        diffs.append(float(np.abs(got - want).max()))
+        same = np.argmax(got) == np.argmax(want)
+        agree += int(same)
+        # A flip between near-tied classes is rounding; one where Keras was sure is a broken export.
+        top2 = np.sort(want)[-2:]
+        real_flips += int(not same and top2[1] - top2[0] > 2 * tolerance)
+    worst = max(diffs)
+    data = {"max_abs_diff": worst, "tolerance": tolerance, "argmax_agreement": agree / len(sequences),
+            "n": len(sequences)}
+    detail = (f"max |tflite - keras| = {worst:.1e} (tolerance {tolerance:.0e}), argmax agrees on "
+              f"{agree}/{len(sequences)} sequences")
+    if real_flips:
+        detail += f" ({real_flips} disagree where Keras led by more than {2 * tolerance:.0e})"
+    return Gate("parity", worst <= tolerance and real_flips == 0, detail, data)
+
+
+def edge_cases() -> dict[str, np.ndarray]:
+    """Inputs a submission meets on Kaggle that break careless graphs."""
+    rng = np.random.default_rng(1)
+    one_nan_frame = plausible_frames(rng, 7)
+    one_nan_frame[3] = np.nan
+    return {
+        "1 frame": plausible_frames(rng, 1),
+        "1000 frames": plausible_frames(rng, 1000),
+        "a frame with every landmark NaN": one_nan_frame,
+        "no hand in any frame": plausible_frames(rng, 20, hands=False),
+    }
+
+
+def finite_gate(predict: Callable) -> Gate:
+    bad = []
+    for name, frames in edge_cases().items():
+        out = np.asarray(predict(frames))
+        if out.shape != (N_CLASSES,) or not np.all(np.isfinite(out)):
+            bad.append(f"{name} (shape {list(out.shape)}, {int(np.sum(~np.isfinite(out)))} non-finite)")
+    if bad:
+        return Gate("finite", False, "non-finite or misshapen output on " + ", ".join(bad))
+    return Gate("finite", True, "finite [250] on " + ", ".join(edge_cases()))
+
+
+def check_model(model: bytes, reference: Callable | None = None, fp16: bool = False,
+                size_limit_mb: float = SIZE_LIMIT_MB) -> list[Gate]:
+    """Run every gate on `model`; `reference` (frames -> probabilities) enables the parity gate."""
+    gates = [ops_gate(model), size_gate(model, size_limit_mb)]  # these read the flatbuffer only
+    try:
+        interp = tflite.interpreter(model)
+    except KitError as err:  # e.g. a Flex op this runtime cannot resolve: already named by the ops gate
+        return gates + [Gate("loads", False, str(err))]
+    gates.insert(0, signature_gate(interp))
+    if not gates[0].ok:
+        return gates  # the remaining gates need a working serving_default
+    predict = tflite.contract_runner(interp)
+    probes = probe_sequences()
+    gates.append(finite_gate(predict))
+    gates.append(latency_gate(model, probes))
+    if reference is not None:
+        gates.append(parity_gate(predict, reference, probes, fp16))
+    return gates
+
+
+def failures(gates: list[Gate]) -> list[Gate]:
+    return [g for g in gates if not g.ok]

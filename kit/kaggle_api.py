@@ -1,0 +1,240 @@
+"""The one door to Kaggle: credentials, the lazily built `kaggle` client, retries, and errors in plain words.
+
+`import kaggle` signs in at import time (and, with an access token, calls Kaggle to check it), so the client is
+imported only inside `client()`, after `find_credentials()` has made sure there is something to sign in with.
+Secrets are read here only to be scrubbed out of any text the kit shows; they are never printed or written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kit.errors import KitError
+from kit.progress import say
+
+T = TypeVar("T")
+
+COMPETITION = "asl-signs"
+RULES_URL = f"https://www.kaggle.com/competitions/{COMPETITION}/rules"
+TOKEN_URL = "https://www.kaggle.com/settings/api"
+RULES_MESSAGE = f"accept the competition rules at {RULES_URL}, then run kit fetch again"
+# Waits before each retry of a 429 or 5xx answer: about half a minute in all, then a clear error.
+RETRY_DELAYS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
+MAX_RETRY_AFTER = 60.0  # never trust a Retry-After header to park the command for longer than this
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where the client will find credentials; `secrets` are kept only to scrub them out of messages."""
+
+    source: str  # e.g. "KAGGLE_API_TOKEN" or "/home/me/.kaggle/kaggle.json"
+    username: str | None  # None for an access token: only Kaggle knows whose it is
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def _json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def config_dir(env: Mapping[str, str]) -> Path:
+    """The folder the client reads kaggle.json from: KAGGLE_CONFIG_DIR, ~/.kaggle, else ~/.config/kaggle."""
+    if env.get("KAGGLE_CONFIG_DIR"):
+        return Path(env["KAGGLE_CONFIG_DIR"])
+    legacy = Path.home() / ".kaggle"
+    if legacy.exists() or not sys.platform.startswith("linux"):
+        return legacy
+    return Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "kaggle"
+
+
+def _access_token(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The access token and its source, in the client's order (kagglesdk.kaggle_env.get_access_token_from_env)."""
+    if env.get("KAGGLE_KERNEL_RUN_TYPE") and env.get("KAGGLE_DATA_PROXY_URL") and env.get("KAGGLE_API_V1_TOKEN"):
+        token = _read(Path(env["KAGGLE_API_V1_TOKEN"]))
+        if token:
+            return token, "KAGGLE_API_V1_TOKEN"
+    value = env.get("KAGGLE_API_TOKEN")
+    if value:
+        return (_read(Path(value)) if Path(value).exists() else value), "KAGGLE_API_TOKEN"
+    for name in ("access_token", "access_token.txt"):
+        token = _read(Path.home() / ".kaggle" / name)
+        if token:
+            return token, str(Path.home() / ".kaggle" / name)
+    return None, None
+
+
+def find_credentials(env: Mapping[str, str] | None = None) -> Credentials | None:
+    """The credentials the client will use, in its order: access token, API key, OAuth login; None if none.
+
+    Reads files and environment only (no network), so `kit submit --dry-run` can use it too.
+    """
+    env = os.environ if env is None else env
+    token, token_source = _access_token(env)
+    kaggle_json = config_dir(env) / "kaggle.json"
+    file_values = _json(kaggle_json)
+    username = env.get("KAGGLE_USERNAME") or file_values.get("username")
+    key = env.get("KAGGLE_KEY") or file_values.get("key")
+    oauth = _json(Path.home() / ".kaggle" / "credentials.json")
+    secrets = tuple(
+        s for s in (token, key, oauth.get("refresh_token"), oauth.get("access_token")) if isinstance(s, str) and s
+    )
+    if token:
+        return Credentials(token_source, None, secrets)
+    if username and key:
+        source = "KAGGLE_USERNAME/KAGGLE_KEY" if env.get("KAGGLE_KEY") else str(kaggle_json)
+        return Credentials(source, username, secrets)
+    if oauth.get("refresh_token"):
+        return Credentials(str(Path.home() / ".kaggle" / "credentials.json"), oauth.get("username"), secrets)
+    return None
+
+
+def no_credentials_message() -> str:
+    return (
+        f"no Kaggle credentials found: create an API token at {TOKEN_URL} and save the downloaded kaggle.json "
+        "as ~/.kaggle/kaggle.json (chmod 600), or set KAGGLE_API_TOKEN"
+    )
+
+
+def require_credentials() -> Credentials:
+    creds = find_credentials()
+    if creds is None:
+        raise KitError(no_credentials_message())
+    return creds
+
+
+def scrub(text: str, creds: Credentials | None) -> str:
+    """`text` with every known secret replaced by ***: error text from the network is never trusted."""
+    for secret in creds.secrets if creds else ():
+        text = text.replace(secret, "***")
+    return text
+
+
+@contextlib.contextmanager
+def client_output_to_stderr() -> Iterator[None]:
+    """The client prints progress and notes with print(): keep them off stdout, which holds the kit's results."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _client_args(class_args: Sequence[str]) -> list[str]:
+    # The client reads KAGGLE_API_ENVIRONMENT once, when `kaggle` is first imported; read it again now so that
+    # this call's environment decides (a long-lived process, such as a test run, may point at a local server).
+    args = [a for a in class_args if a != "--local"]
+    return args + ["--local"] if os.environ.get("KAGGLE_API_ENVIRONMENT") == "LOCALHOST" else args
+
+
+def client(creds: Credentials) -> Any:
+    """A signed-in `kaggle.api.KaggleApi`, imported only now; a known failure becomes a KitError."""
+    with client_output_to_stderr():
+        from kaggle.api.kaggle_api_extended import KaggleApi
+
+        api = KaggleApi()
+        api.args = _client_args(KaggleApi.args)
+        try:
+            api.authenticate()
+        except SystemExit:  # the client prints its own help and exits when nothing it found was usable
+            raise KitError(
+                f"Kaggle did not accept the credentials from {creds.source}: {no_credentials_message()}"
+            ) from None
+        except Exception as err:
+            raise explain(err, "signing in to Kaggle", creds) from None
+    if not api.config_values.get("username"):
+        raise KitError(f"the credentials from {creds.source} name no Kaggle user: {no_credentials_message()}")
+    return api
+
+
+def http_status(err: BaseException) -> int | None:
+    response = getattr(err, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _is_connection_error(err: BaseException) -> bool:
+    import requests
+
+    return isinstance(err, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError))
+
+
+def explain(err: BaseException, doing: str, creds: Credentials | None, on_403: str | None = None) -> KitError:
+    """One line saying what went wrong while `doing`, and the fix; never holds a secret."""
+    status = http_status(err)
+    if status == 401:
+        where = creds.source if creds else "your credentials"
+        text = f"Kaggle rejected the credentials from {where} (HTTP 401) while {doing}: create a new API token at "
+        text += f"{TOKEN_URL} and save it as ~/.kaggle/kaggle.json, or set KAGGLE_API_TOKEN"
+    elif status == 403 and on_403:
+        text = on_403
+    elif status is not None:
+        text = f"Kaggle answered HTTP {status} while {doing}: {err}"
+    elif _is_connection_error(err):
+        text = f"cannot reach Kaggle while {doing} ({type(err).__name__}): check the network and run it again"
+    else:
+        text = f"{doing} failed: {type(err).__name__}: {err}"
+    return KitError(scrub(text, creds))
+
+
+def _transient(err: BaseException) -> bool:
+    status = http_status(err)
+    if status is not None:
+        return status == 429 or status >= 500
+    return _is_connection_error(err)
+
+
+def _retry_after(err: BaseException) -> float | None:
+    response = getattr(err, "response", None)
+    try:
+        return min(float(response.headers["Retry-After"]), MAX_RETRY_AFTER)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def call(
+    fn: Callable[[], T],
+    doing: str,
+    creds: Credentials | None,
+    *,
+    on_403: str | None = None,
+    delays: Sequence[float] = RETRY_DELAYS,
+) -> T:
+    """Run one client call; 429, 5xx and dropped connections are retried after each of `delays`.
+
+    Anything else, or a transient failure that outlasts the retries, becomes a one-line KitError.
+    """
+    for attempt in range(len(delays) + 1):
+        try:
+            with client_output_to_stderr():
+                return fn()
+        except KitError:
+            raise
+        except Exception as err:
+            if not _transient(err):
+                raise explain(err, doing, creds, on_403) from None
+            if attempt == len(delays):
+                what = f"HTTP {http_status(err)}" if http_status(err) else type(err).__name__
+                raise KitError(
+                    scrub(f"Kaggle kept failing ({what}) while {doing}, {attempt + 1} tries: nothing done so far is "
+                          "lost; run the same command again later and it continues where it stopped", creds)
+                ) from None
+            wait = _retry_after(err) if http_status(err) == 429 else None
+            wait = delays[attempt] if wait is None else wait
+            say(scrub(f"Kaggle: {http_status(err) or type(err).__name__} while {doing}; retry in {wait:g} s", creds))
+            time.sleep(wait)
+    raise AssertionError("unreachable: the loop returns or raises")

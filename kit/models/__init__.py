@@ -1,0 +1,15 @@
+"""Model registry: `create_model(name, max_len, n_features, **overrides)` builds any registered model.
+
+Registering a model:
+
+    @register_model
+    def my_model(max_len, n_features, n_classes, **overrides) -> keras.Model: ...
+
+Every model takes inputs `{"features": [B, max_len, F], "mask": [B, max_len]}` and returns logits `[B, n_classes]`.
+"""
+
+from kit.models.registry import create_model, list_models, register_model
+from kit.models import llama  # noqa: F401  (registers the llama presets)
+from kit.models import conv_transformer  # noqa: F401
+
+__all__ = ["create_model", "list_models", "register_model"]

@@ -1,0 +1,138 @@
+"""Building blocks written in `keras.ops`, so every model trains under the TensorFlow or the JAX backend.
+
+Padded frames carry mask 0: attention never looks at them and pooling never averages them, so the answer
+does not depend on how much padding a sequence got.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+NEG_INF = -1e9  # finite: a fully masked row then softmaxes to uniform instead of NaN
+
+
+@keras.saving.register_keras_serializable(package="kit")
+class RMSNorm(keras.layers.Layer):
+    """Root-mean-square norm with a learned scale and no bias (LLaMa)."""
+
+    def __init__(self, epsilon: float = 1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(name="scale", shape=(input_shape[-1],), initializer="ones")
+
+    def call(self, x):
+        variance = ops.mean(ops.square(x), axis=-1, keepdims=True)
+        return x * ops.rsqrt(variance + self.epsilon) * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+def rotary_tables(max_len: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin tables `[max_len, head_dim]` of rotary position embedding (RoPE, base 10000)."""
+    inv_freq = 1.0 / (10000 ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))
+    angles = np.arange(max_len, dtype=np.float32)[:, None] * inv_freq[None, :]
+    angles = np.concatenate([angles, angles], axis=-1)
+    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+def _rotate(x, cos, sin):
+    half = x.shape[-1] // 2
+    rotated = ops.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return x * cos + rotated * sin
+
+
+@keras.saving.register_keras_serializable(package="kit")
+class Attention(keras.layers.Layer):
+    """Multi-head self-attention with rotary positions and a key padding mask."""
+
+    def __init__(self, heads: int, head_dim: int = 64, max_len: int = 64, dropout: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.heads, self.head_dim, self.max_len, self.dropout = heads, head_dim, max_len, dropout
+
+    def build(self, input_shape):
+        inner = self.heads * self.head_dim
+        self.qkv = keras.layers.Dense(3 * inner, use_bias=False, name="qkv")
+        self.qkv.build(input_shape)
+        self.out = keras.layers.Dense(input_shape[-1], use_bias=False, name="out")
+        self.out.build((*input_shape[:-1], inner))
+        self.drop = keras.layers.Dropout(self.dropout)
+        cos, sin = rotary_tables(self.max_len, self.head_dim)
+        self.cos, self.sin = cos[None, None], sin[None, None]  # [1, 1, T, D]: constants, not weights
+
+    def call(self, x, mask, training=None):
+        t = ops.shape(x)[1]
+        qkv = ops.reshape(self.qkv(x), (-1, t, 3, self.heads, self.head_dim))
+        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # [3, B, H, T, D]
+        cos, sin = self.cos[:, :, :t], self.sin[:, :, :t]
+        q, k, v = _rotate(qkv[0], cos, sin), _rotate(qkv[1], cos, sin), qkv[2]
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / np.sqrt(self.head_dim).astype(np.float32)
+        scores = scores + (1.0 - mask[:, None, None, :]) * NEG_INF
+        weights = self.drop(ops.softmax(scores, axis=-1), training=training)
+        context = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
+        return self.out(ops.reshape(context, (-1, t, self.heads * self.head_dim)))
+
+    def get_config(self):
+        return {**super().get_config(), "heads": self.heads, "head_dim": self.head_dim,
+                "max_len": self.max_len, "dropout": self.dropout}
+
+
+@keras.saving.register_keras_serializable(package="kit")
+class SwiGLU(keras.layers.Layer):
+    """Gated MLP: down(silu(gate(x)) * up(x)) (LLaMa)."""
+
+    def __init__(self, hidden: int, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = hidden
+
+    def build(self, input_shape):
+        self.gate = keras.layers.Dense(self.hidden, use_bias=False, name="gate")
+        self.up = keras.layers.Dense(self.hidden, use_bias=False, name="up")
+        self.down = keras.layers.Dense(input_shape[-1], use_bias=False, name="down")
+        self.gate.build(input_shape)
+        self.up.build(input_shape)
+        self.down.build((*input_shape[:-1], self.hidden))
+
+    def call(self, x):
+        return self.down(ops.silu(self.gate(x)) * self.up(x))
+
+    def get_config(self):
+        return {**super().get_config(), "hidden": self.hidden}
+
+
+@keras.saving.register_keras_serializable(package="kit")
+class LlamaBlock(keras.layers.Layer):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x)), with residual dropout."""
+
+    def __init__(self, heads: int, head_dim: int, hidden: int, max_len: int, dropout: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.heads, self.head_dim, self.hidden, self.max_len, self.dropout = heads, head_dim, hidden, max_len, dropout
+
+    def build(self, input_shape):
+        self.norm1, self.norm2 = RMSNorm(name="norm1"), RMSNorm(name="norm2")
+        self.attn = Attention(self.heads, self.head_dim, self.max_len, self.dropout, name="attn")
+        self.mlp = SwiGLU(self.hidden, name="mlp")
+        for layer in (self.norm1, self.norm2, self.attn, self.mlp):
+            layer.build(input_shape)
+        self.drop = keras.layers.Dropout(self.dropout)
+
+    def call(self, x, mask, training=None):
+        x = x + self.drop(self.attn(self.norm1(x), mask, training=training), training=training)
+        return x + self.drop(self.mlp(self.norm2(x)), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "heads": self.heads, "head_dim": self.head_dim, "hidden": self.hidden,
+                "max_len": self.max_len, "dropout": self.dropout}
+
+
+@keras.saving.register_keras_serializable(package="kit")
+class MaskedMeanPool(keras.layers.Layer):
+    """Mean over the real (mask 1) frames only."""
+
+    def call(self, x, mask):
+        weights = mask[:, :, None]
+        return ops.sum(x * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)

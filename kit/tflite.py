@@ -1,0 +1,95 @@
+"""The competition's model contract, checked with the TFLite interpreter the scorer's runtime is closest to.
+
+Contract: a `model.tflite` (alone in `submission.zip`) whose signature `serving_default` takes `inputs` float32
+`[n_frames, 543, 3]` (NaN where a landmark is missing) and returns `outputs` `[250]`.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from kit.errors import KitError
+from kit.landmarks import N_CLASSES, N_LANDMARKS
+
+SIGNATURE, INPUT, OUTPUT = "serving_default", "inputs", "outputs"
+
+
+def read_model(path: Path) -> bytes:
+    """The bytes of `model.tflite`, from the file itself or from a `submission.zip` holding it."""
+    path = Path(path)
+    if not path.is_file():
+        raise KitError(f"{path}: no such file; give a model.tflite or a submission.zip")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            if "model.tflite" not in zf.namelist():
+                raise KitError(f"{path}: the zip holds {zf.namelist()}, not model.tflite at its top level")
+            return zf.read("model.tflite")
+    return path.read_bytes()
+
+
+def interpreter(model: bytes, threads: int = 1, xnnpack: bool = True):
+    """An allocated `ai_edge_litert` interpreter; `xnnpack=False` runs the plain builtin kernels.
+
+    The scorer's tflite_runtime may not apply the XNNPACK delegate, so latency is worth measuring both ways.
+    """
+    from ai_edge_litert import interpreter as litert
+
+    resolver = (litert.OpResolverType.AUTO if xnnpack
+                else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    try:
+        interp = litert.Interpreter(model_content=model, num_threads=threads, experimental_op_resolver_type=resolver)
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as err:
+        raise KitError(f"the TFLite runtime cannot load this model: {str(err).splitlines()[0]}")
+    return interp
+
+
+def contract_problems(interp) -> list[str]:
+    """Every way the interpreter's signature differs from the contract (empty when it fits)."""
+    signatures = interp.get_signature_list()
+    if SIGNATURE not in signatures:
+        return [f"signature {SIGNATURE!r} is missing (found {sorted(signatures) or 'none'})"]
+    sig = signatures[SIGNATURE]
+    problems = []
+    if sig["inputs"] != [INPUT]:
+        problems.append(f"inputs should be [{INPUT!r}], found {sig['inputs']}")
+    if sig["outputs"] != [OUTPUT]:
+        problems.append(f"outputs should be [{OUTPUT!r}], found {sig['outputs']}")
+    if problems:
+        return problems
+    runner = interp.get_signature_runner(SIGNATURE)
+    spec_in = runner.get_input_details()[INPUT]
+    spec_out = runner.get_output_details()[OUTPUT]
+    if spec_in["dtype"] != np.float32:
+        problems.append(f"input {INPUT!r} should be float32, found {np.dtype(spec_in['dtype']).name}")
+    if list(spec_in["shape_signature"]) != [-1, N_LANDMARKS, 3]:
+        problems.append(f"input {INPUT!r} should have shape [None, {N_LANDMARKS}, 3], "
+                        f"found {_shape(spec_in['shape_signature'])}")
+    if list(spec_out["shape_signature"]) != [N_CLASSES]:
+        problems.append(f"output {OUTPUT!r} should have shape [{N_CLASSES}], found {_shape(spec_out['shape_signature'])}")
+    return problems
+
+
+def _shape(shape) -> str:
+    return "[" + ", ".join("None" if d < 0 else str(d) for d in shape) + "]"
+
+
+def contract_runner(interp, where: str = "model"):
+    """A function frames -> probabilities `[250]`; a model off the contract is refused with what was found."""
+    problems = contract_problems(interp)
+    if problems:
+        raise KitError(f"{where}: does not fit the competition contract: {'; '.join(problems)}")
+    runner = interp.get_signature_runner(SIGNATURE)
+
+    def predict(frames: np.ndarray) -> np.ndarray:
+        return runner(**{INPUT: np.asarray(frames, dtype=np.float32)})[OUTPUT]
+
+    return predict
+
+
+def op_names(interp) -> list[str]:
+    """The distinct op names in the model's graph (Flex ops show as `Flex...` or custom ops)."""
+    return sorted({op["op_name"] for op in interp._get_ops_details()})

@@ -1,0 +1,296 @@
+"""`kit train`: GroupKFold-by-participant training with out-of-fold predictions, checkpoints and metrics.
+
+Run directory layout (everything export and evaluate need travels with the weights):
+
+    RUN/config.json            the resolved config
+    RUN/run.json               cache, folds and strategy of the run (what --resume needs)
+    RUN/folds.csv              sequence_id, participant_id, fold
+    RUN/cv.json, RUN/report.md per-fold, per-participant and overall out-of-fold accuracy, confused signs
+    RUN/fold{K}/config.json    the config the fold trained with
+    RUN/fold{K}/model.weights.h5   the best epoch (by validation accuracy on unseen signers; EMA weights if on)
+    RUN/fold{K}/history.csv    loss, accuracy and learning rate per epoch
+    RUN/fold{K}/tensorboard/   TensorBoard logs
+    RUN/fold{K}/backup/        last finished epoch, optimizer and EMA state included (removed when the fold ends)
+    RUN/fold{K}/oof.npz        sequence_ids, participant_ids, labels, probs of the held-out signers
+    RUN/fold{K}/metrics.json   the fold's best validation accuracy and its epoch: the mark of a finished fold
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import keras
+import numpy as np
+
+from kit import config as config_mod
+from kit.config import Config
+from kit.cv import CVResult, summarize
+from kit.distribute import strategy_scope
+from kit.errors import KitError
+from kit.folds import assign_folds
+from kit.models import create_model
+from kit.preprocess import n_features
+from kit.progress import say
+
+if TYPE_CHECKING:
+    from kit.cache import Cache
+
+
+def build_model(cfg: Config) -> keras.Model:
+    """The model a config describes, with fresh weights."""
+    return create_model(cfg.model.name, max_len=cfg.preprocess.max_len, n_features=n_features(cfg.preprocess),
+                        **cfg.model.overrides)
+
+
+def load_fold_model(fold_dir: Path) -> tuple[keras.Model, Config]:
+    """Rebuild a trained fold's model from its saved config and best weights."""
+    fold_dir = Path(fold_dir)
+    weights = fold_dir / "model.weights.h5"
+    if not weights.is_file():
+        raise KitError(f"{weights}: no trained weights here; run kit train first (or pick a finished fold)")
+    cfg = config_mod.load(fold_dir / "config.json")
+    model = build_model(cfg)
+    model.load_weights(weights)
+    return model, cfg
+
+
+def train(cfg: Config, cache_dir: Path, run_dir: Path, n_folds: int = 5, only_folds: list[int] | None = None,
+          strategy: str = "auto") -> CVResult:
+    """Train every fold (or `only_folds`) and write the run directory; returns the cross-validation summary."""
+    from kit.cache import open_cache
+
+    build_model(cfg)  # fail fast on a bad model name or size, before any data is read
+    cache = open_cache(cache_dir)
+    folds = assign_folds(cache.participant_ids, n_folds)
+    wanted = list(range(n_folds)) if only_folds is None else sorted(set(only_folds))
+    bad = [k for k in wanted if not 0 <= k < n_folds]
+    if bad:
+        raise KitError(f"--fold {bad[0]} is out of range: with --folds {n_folds} use 0..{n_folds - 1}")
+    run_dir = Path(run_dir)
+    recorded = _check_same_run(run_dir, cfg, n_folds)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(run_dir / "config.json")
+    (run_dir / "run.json").write_text(json.dumps({
+        "cache": str(Path(cache_dir).resolve()), "n_folds": n_folds, "folds": sorted(set(recorded) | set(wanted)),
+        "strategy": strategy,
+    }, indent=2) + "\n")
+    _write_folds(run_dir / "folds.csv", cache, folds)
+    for k in wanted:
+        fold_dir = run_dir / f"fold{k}"
+        if (fold_dir / "metrics.json").is_file():
+            say(f"fold {k}: already finished ({fold_dir / 'metrics.json'}), skipped")
+            continue
+        train_fold(cfg, cache, folds, k, fold_dir, strategy)
+    return summarize(run_dir)
+
+
+def _check_same_run(run_dir: Path, cfg: Config, n_folds: int) -> list[int]:
+    """Folds an earlier invocation asked for; a different config or fold count in the same folder is an error."""
+    if not (run_dir / "run.json").is_file():
+        return []
+    meta = json.loads((run_dir / "run.json").read_text())
+    if config_mod.load(run_dir / "config.json") != cfg or meta["n_folds"] != n_folds:
+        raise KitError(f"{run_dir} holds a run with another config or fold count: give a new --out, "
+                       f"or continue it with kit train --resume {run_dir}")
+    return meta["folds"]
+
+
+def resume(run_dir: Path) -> CVResult:
+    """Continue a killed run: finished folds are kept, an interrupted fold restarts from its last epoch."""
+    run_dir = Path(run_dir)
+    meta_path = run_dir / "run.json"
+    if not meta_path.is_file():
+        raise KitError(f"{meta_path}: missing; --resume needs a run directory written by kit train")
+    meta = json.loads(meta_path.read_text())
+    cfg = config_mod.load(run_dir / "config.json")
+    say(f"resuming {run_dir}: folds {meta['folds']} of {meta['n_folds']}, cache {meta['cache']}")
+    return train(cfg, Path(meta["cache"]), run_dir, meta["n_folds"], meta["folds"], meta["strategy"])
+
+
+def train_fold(cfg: Config, cache: "Cache", folds: np.ndarray, fold: int, fold_dir: Path,
+               strategy: str = "auto") -> float:
+    """Train on every fold but `fold`, keep the best epoch on `fold`'s signers; returns its accuracy."""
+    from kit.pipeline import make_dataset
+
+    keras.utils.set_random_seed(cfg.train.seed + fold)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(fold_dir / "config.json")
+    done = _finished_epochs(fold_dir)
+    train_idx, val_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+    say(f"fold {fold}: {len(train_idx)} training sequences, {len(val_idx)} held-out sequences "
+        f"from {len(np.unique(cache.participant_ids[val_idx]))} unseen signers"
+        + (f"; resuming after epoch {done}" if done else ""))
+
+    with strategy_scope(strategy) as replicas:
+        batch_cfg = cfg.train.batch_size * replicas
+        train_ds = make_dataset(cache, train_idx, cfg, training=True, start_pass=done, batch_size=batch_cfg)
+        val_ds = make_dataset(cache, val_idx, cfg, training=False, batch_size=batch_cfg)
+        model = build_model(cfg)
+        model.compile(
+            optimizer=_optimizer(cfg, math.ceil(len(train_idx) / batch_cfg)),
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.train.label_smoothing),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        )
+        if done:
+            EpochBackup.restore(model, fold_dir / "backup", fold_dir / "model.weights.h5")
+    start = time.time()
+    verbose = 1 if sys.stderr.isatty() else 2  # a live bar in a terminal, one line per epoch in a log
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, initial_epoch=done,
+              callbacks=_callbacks(cfg, fold_dir, done), shuffle=False, verbose=verbose)  # the pipeline shuffles
+    history = _read_history(fold_dir / "history.csv")
+    best_epoch = int(np.argmax(history["val_accuracy"]))
+
+    model.load_weights(fold_dir / "model.weights.h5")
+    logits = model.predict(val_ds, verbose=0)
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+    labels = cache.labels[val_idx]
+    accuracy = float(np.mean(probs.argmax(-1) == labels))
+    np.savez(fold_dir / "oof.npz", sequence_ids=cache.sequence_ids[val_idx],
+             participant_ids=cache.participant_ids[val_idx], labels=labels, probs=probs.astype(np.float32))
+    metrics = {"fold": fold, "val_accuracy": accuracy, "best_epoch": best_epoch + 1, "epochs": cfg.train.epochs,
+               "train_sequences": len(train_idx), "val_sequences": len(val_idx),
+               "seconds": round(time.time() - start, 1), "resumed_after_epoch": done}
+    (fold_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    say(f"fold {fold}: best epoch {best_epoch + 1}, accuracy on unseen signers {accuracy:.3f}")
+    return accuracy
+
+
+def _callbacks(cfg: Config, fold_dir: Path, done: int) -> list[keras.callbacks.Callback]:
+    # Order matters at each epoch end: log the epoch first (so history.csv never trails the backup), then one
+    # crash-safe step backs up the epoch and keeps the best weights. Validation runs with the EMA weights swapped in.
+    callbacks = [keras.callbacks.CSVLogger(fold_dir / "history.csv", append=bool(done)),
+                 EpochBackup(fold_dir / "backup", fold_dir / "model.weights.h5", ema=cfg.train.ema)]
+    if cfg.train.ema:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
+    callbacks.append(keras.callbacks.TensorBoard(fold_dir / "tensorboard", write_graph=False))
+    return callbacks
+
+
+class EpochBackup(keras.callbacks.Callback):
+    """After every epoch: the raw weights with the optimizer state (EMA included) to `backup/`, and, when the
+    epoch beats the best validation accuracy so far, its weights (the EMA ones if on) to `best`.
+
+    Crash-safe whatever instant a kill lands: new files are written under new names, `state.json` is replaced
+    atomically to name them, and only then is the best file renamed into place; `restore` finishes that rename
+    if the kill fell between the two. So the best weights on disk always match the history that resume trusts.
+    """
+
+    def __init__(self, backup_dir: Path, best: Path, ema: bool = False):
+        super().__init__()
+        self.backup_dir, self.best, self.ema = Path(backup_dir), Path(best), ema
+        state = self.backup_dir / "state.json"
+        self.best_accuracy = json.loads(state.read_text()).get("best_val_accuracy") if state.is_file() else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        weights = self.backup_dir / f"epoch{epoch + 1}.weights.h5"
+        self.model.save_weights(weights)
+        accuracy = float((logs or {}).get("val_accuracy", float("nan")))
+        state = {"epoch": epoch + 1, "weights": weights.name, "best_val_accuracy": self.best_accuracy}
+        improved = not math.isnan(accuracy) and (self.best_accuracy is None or accuracy > self.best_accuracy)
+        if improved:
+            best_file = self.backup_dir / f"best-epoch{epoch + 1}.weights.h5"
+            with _ema_swapped_in(self.model.optimizer, self.ema):
+                self.model.save_weights(best_file)
+            state.update(best_val_accuracy=accuracy, best_weights=best_file.name)
+            self.best_accuracy = accuracy
+        tmp = self.backup_dir / "state.json.tmp"
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.backup_dir / "state.json")
+        if improved:
+            os.replace(best_file, self.best)
+        for old in self.backup_dir.glob("*.weights.h5"):
+            if old != weights:
+                old.unlink()
+
+    def on_train_end(self, logs=None):
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+    @staticmethod
+    def restore(model: keras.Model, backup_dir: Path, best: Path) -> int:
+        """Load the last backed-up epoch into `model` (compiled); returns the number of finished epochs."""
+        state = Path(backup_dir) / "state.json"
+        if not state.is_file():
+            return 0
+        meta = json.loads(state.read_text())
+        pending = Path(backup_dir) / meta.get("best_weights", "-")
+        if pending.is_file():  # killed after the state was written, before the best file was renamed into place
+            os.replace(pending, best)
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(Path(backup_dir) / meta["weights"])
+        return int(meta["epoch"])
+
+
+class _ema_swapped_in:
+    """Within the block the model holds the EMA weights (and the optimizer the raw ones); a no-op without EMA."""
+
+    def __init__(self, optimizer, ema: bool):
+        self.pairs = list(zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)) if ema else []
+
+    def _swap(self):
+        for var, average in self.pairs:
+            raw = keras.ops.convert_to_numpy(var)
+            var.assign(average)
+            average.assign(raw)
+
+    def __enter__(self):
+        self._swap()
+
+    def __exit__(self, *exc):
+        self._swap()
+
+
+def _finished_epochs(fold_dir: Path) -> int:
+    """Epochs saved in the fold's backup; history.csv is cut to match (a kill can fall between the two)."""
+    state = fold_dir / "backup" / "state.json"
+    if not state.is_file():
+        (fold_dir / "history.csv").unlink(missing_ok=True)
+        return 0
+    done = int(json.loads(state.read_text())["epoch"])
+    history = fold_dir / "history.csv"
+    lines = history.read_text().splitlines() if history.is_file() else []
+    if len(lines) < 1 + done:
+        raise KitError(f"{history}: holds {max(len(lines) - 1, 0)} epochs but the backup has {done}; "
+                       f"delete {fold_dir} to train this fold again")
+    history.write_text("\n".join(lines[: 1 + done]) + "\n")
+    return done
+
+
+def _read_history(path: Path) -> dict[str, list[float]]:
+    if not path.is_file():
+        return {"val_accuracy": []}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    keys = rows[0].keys() if rows else ["val_accuracy"]
+    return {key: [float(r[key]) for r in rows] for key in keys}
+
+
+def _optimizer(cfg: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    t = cfg.train
+    total = max(1, t.epochs * steps_per_epoch)
+    warmup = min(t.warmup_epochs * steps_per_epoch, total - 1)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=t.min_learning_rate if warmup else t.learning_rate,
+        decay_steps=total - warmup, alpha=t.min_learning_rate / t.learning_rate,
+        warmup_target=t.learning_rate if warmup else None, warmup_steps=warmup,
+    )
+    common = dict(learning_rate=schedule, weight_decay=t.weight_decay, use_ema=t.ema, ema_momentum=t.ema_momentum)
+    if t.optimizer == "lion":
+        return keras.optimizers.Lion(**common)
+    if t.optimizer == "adamw":
+        return keras.optimizers.AdamW(**common)
+    raise KitError(f"train.optimizer={t.optimizer!r} is not known; use lion or adamw")
+
+
+def _write_folds(path: Path, cache: "Cache", folds: np.ndarray) -> None:
+    rows = ["sequence_id,participant_id,fold"]
+    rows += [f"{s},{p},{f}" for s, p, f in zip(cache.sequence_ids, cache.participant_ids, folds)]
+    path.write_text("\n".join(rows) + "\n")

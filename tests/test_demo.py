@@ -1,0 +1,44 @@
+"""`kit demo`, the README's first command: the whole pipeline on synthetic signers, end to end."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from kit.cli import app
+from kit.demo import MARKER, _fresh_folder
+from kit.errors import KitError
+from kit.evaluate import evaluate
+
+runner = CliRunner()
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_its_submission_scores(tmp_path):
+    """synth -> prepare -> 3 folds -> export -> evaluate on unseen signers; the zip passes kit evaluate."""
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "accuracy on 2 unseen signers" in result.output and "chance 0.040" in result.output
+    submission = out / "run" / "export" / "submission.zip"
+    assert submission.is_file()
+    assert sorted(p.name for p in (out / "run").glob("fold*") if p.is_dir()) == ["fold0", "fold1", "fold2"]
+    scored = evaluate(submission, out / "data")
+    assert scored.n == 1000 and 0 <= scored.accuracy <= 1
+
+
+def test_demo_replaces_its_own_folder_and_refuses_others(tmp_path):
+    """A re-run replaces a folder kit demo wrote; a folder it did not write is never touched."""
+    demo = tmp_path / "demo"
+    _fresh_folder(demo)
+    (demo / "old.txt").write_text("from the last run")
+    _fresh_folder(demo)
+    assert not (demo / "old.txt").exists() and (demo / MARKER).is_file()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(KitError, match="not written by kit demo"):
+        _fresh_folder(mine)
+    assert (mine / "notes.txt").read_text() == "keep me"
+    result = runner.invoke(app, ["demo", "--out", str(mine)])
+    assert result.exit_code == 1 and result.output.startswith("Error: ")

@@ -1,0 +1,83 @@
+"""The exported ensemble is what Kaggle runs: it must load in the TFLite runtime and keep the contract."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from kit import tflite
+from kit.export import export
+from kit.gates import edge_cases
+from tests.runs import fake_run
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    run = fake_run(tmp_path_factory.mktemp("run"))
+    return export(run, top=3)
+
+
+def test_export_writes_model_zip_and_report(exported):
+    """submission.zip holds exactly model.tflite, byte-identical to the written model.tflite."""
+    model = (exported.out_dir / "model.tflite").read_bytes()
+    with zipfile.ZipFile(exported.submission) as zf:
+        assert zf.namelist() == ["model.tflite"]
+        assert zf.read("model.tflite") == model
+    assert (exported.out_dir / "export.json").is_file()
+    assert len(exported.models) == 3
+
+
+def test_exported_model_keeps_contract_and_stays_finite(exported):
+    """serving_default: inputs float32 [None,543,3] -> outputs [250], a finite distribution for any length."""
+    interp = tflite.interpreter(tflite.read_model(exported.submission))
+    assert tflite.contract_problems(interp) == []
+    predict = tflite.contract_runner(interp)
+    for name, frames in edge_cases().items():
+        out = predict(frames)
+        assert out.shape == (250,), name
+        assert np.all(np.isfinite(out)), name
+        assert abs(out.sum() - 1) < 1e-4, name
+
+
+def test_exported_graph_has_only_builtin_ops(exported):
+    """No Flex or custom op, and no variable ops left behind (those read as NaN in the interpreter)."""
+    ops = tflite.op_names(tflite.interpreter(tflite.read_model(exported.submission)))
+    assert not [op for op in ops if op.startswith("Flex") or op in ("CUSTOM", "VAR_HANDLE", "READ_VARIABLE")]
+
+
+def test_two_architectures_from_two_runs_ensemble_and_pass_every_gate(tmp_path):
+    """--models mixes a conv_transformer run and a llama fold: one graph, one preprocessing, every gate ok."""
+    from typer.testing import CliRunner
+
+    from kit.cli import app
+
+    conv = fake_run(tmp_path / "conv", model_names=("conv_transformer_tiny",))
+    llama = fake_run(tmp_path / "llama", model_names=("llama_tiny", "llama_tiny"))
+    result = CliRunner().invoke(app, ["export", "--models", str(conv), "--models", str(llama / "fold1"),
+                                      "--out", str(tmp_path / "mix")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "mix" / "export.json").read_text())
+    assert report["passed"] and [g["name"] for g in report["gates"]] == [
+        "signature", "ops", "size", "finite", "latency", "parity"]
+    assert report["models"] == [str(conv / "fold0"), str(llama / "fold1")]
+    assert "FAIL" not in result.output
+
+
+def test_failed_gate_refuses_the_zip_unless_forced(tmp_path):
+    """A model over the size budget stops the export with one line naming the gate; --force writes the zip."""
+    from typer.testing import CliRunner
+
+    from kit.cli import app
+
+    run = fake_run(tmp_path / "run", model_names=("llama_tiny",))
+    result = CliRunner().invoke(app, ["export", str(run), "--max-mb", "0.1"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("Error: export gate 'size' failed: ")
+    assert not (run / "export" / "submission.zip").exists()
+    assert not json.loads((run / "export" / "export.json").read_text())["passed"]
+    forced = CliRunner().invoke(app, ["export", str(run), "--max-mb", "0.1", "--force"])
+    assert forced.exit_code == 0 and "--force: wrote submission.zip although a gate failed" in forced.output
+    assert (run / "export" / "submission.zip").is_file()

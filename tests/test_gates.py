@@ -1,0 +1,99 @@
+"""Every way a submission failed on Kaggle is refused here, each with its own message."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from typer.testing import CliRunner
+
+from kit.cli import app
+from kit.gates import check_model, failures
+
+runner = CliRunner()
+
+
+def contract_model(body, name: str = "inputs", output: str = "outputs", constant=None, flex: bool = False) -> bytes:
+    """A model with signature serving_default whose output is body(inputs[, constant])."""
+    module = tf.Module()
+    module.table = None if constant is None else tf.constant(constant)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 543, 3], tf.float32, name=name)])
+    def serving_default(x):
+        return {output: body(x) if constant is None else body(x, module.table)}
+
+    module.serving_default = serving_default
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [serving_default.get_concrete_function()], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS] + (
+        [tf.lite.OpsSet.SELECT_TF_OPS] if flex else [])
+    return converter.convert()
+
+
+def safe_mean(x):
+    x = tf.where(tf.math.is_nan(x), tf.zeros_like(x), x)
+    return tf.reduce_mean(x)
+
+
+def good(x, classes: int = 250):
+    return tf.nn.softmax(tf.fill([classes], safe_mean(x)) + tf.range(classes, dtype=tf.float32) / classes)
+
+
+def failed_gate(model: bytes) -> dict:
+    return {g.name: g.detail for g in failures(check_model(model))}
+
+
+def test_a_well_formed_model_passes_every_gate():
+    """A small builtin-only model with the contract signature passes all gates."""
+    gates = check_model(contract_model(good))
+    assert [g.name for g in gates] == ["signature", "ops", "size", "finite", "latency"]
+    assert not failures(gates)
+
+
+def test_flex_op_is_refused():
+    """A graph that needs TF Select (Flex) ops is refused: the scorer has no Flex delegate."""
+    model = contract_model(lambda x: good(x) + 1e-9 * tf.reduce_sum(tf.linalg.inv(tf.eye(3) + safe_mean(x))), flex=True)
+    failed = failed_gate(model)
+    assert "op FlexMatrixInverse is a Flex (TensorFlow) op" in failed["ops"]
+
+
+def test_wrong_input_name_is_refused():
+    """An input named anything but `inputs` fails the signature gate, naming what it found."""
+    failed = failed_gate(contract_model(good, name="frames"))
+    assert failed == {"signature": "inputs should be ['inputs'], found ['frames']"}
+
+
+def test_wrong_number_of_classes_is_refused():
+    """An output of 43 classes fails the signature gate with the shape it found."""
+    failed = failed_gate(contract_model(lambda x: good(x, 43)))
+    assert failed == {"signature": "output 'outputs' should have shape [250], found [43]"}
+
+
+def test_model_over_40_mb_is_refused():
+    """A model over 40 MB fails the size gate (built cheaply: one 42 MB constant table)."""
+    table = np.ones((10_500_000,), np.float32)
+    index = lambda x: tf.cast(tf.abs(safe_mean(x)), tf.int32) + tf.range(250)  # data-dependent: not folded away
+    model = contract_model(lambda x, t: good(x) + 1e-9 * tf.gather(t, index(x)), constant=table)
+    failed = failed_gate(model)
+    assert list(failed) == ["size"]
+    assert "over the 40 MB limit" in failed["size"]
+
+
+def test_nan_path_is_refused():
+    """A graph that averages landmarks without removing NaN gives NaN on missing hands: the finite gate fails."""
+    failed = failed_gate(contract_model(lambda x: tf.nn.softmax(tf.fill([250], tf.reduce_mean(x)))))
+    assert list(failed) == ["finite"]
+    assert "no hand in any frame" in failed["finite"]
+
+
+def test_kit_check_reports_gates_and_exits_1_on_failure(tmp_path):
+    """`kit check` prints every gate and ends with one Error line naming the failed gate."""
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(contract_model(lambda x: good(x, 43)))
+    result = runner.invoke(app, ["check", str(bad)])
+    assert result.exit_code == 1
+    assert "FAIL  signature" in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {bad}: gate 'signature' failed: output 'outputs' should have shape [250], found [43]")
+    ok = tmp_path / "ok.tflite"
+    ok.write_bytes(contract_model(good))
+    assert runner.invoke(app, ["check", str(ok)]).exit_code == 0

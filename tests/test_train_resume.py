@@ -1,0 +1,167 @@
+"""A killed training run resumes from its last epoch; mirrored training runs on two logical CPU devices."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from kit.cli import app
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    for args in (["synth", "--out", str(root / "data"), "--signs", "4", "--participants", "4", "--per-sign", "2"],
+                 ["prepare", "--data", str(root / "data"), "--cache", str(root / "cache"), "--workers", "1"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    return root / "cache"
+
+
+def kit(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "kit.cli", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def test_killed_run_resumes_after_its_first_epoch(cache, tmp_path):
+    """Kill `kit train` once epoch 1 is backed up; --resume finishes the fold without redoing epoch 1,
+    with optimizer state restored (its step counter continues) and the same config."""
+    run = tmp_path / "run"
+    args = ["train", "--cache", str(cache), "--out", str(run), "--folds", "2", "--fold", "0", "--epochs", "4",
+            "--model", "llama_tiny", "--set", "preprocess.max_len=16"]
+    proc = kit(*args)
+    backup = run / "fold0" / "backup" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if backup.is_file() and json.loads(backup.read_text())["epoch"] >= 1:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run was killed mid-training, not finished"
+    assert not (run / "fold0" / "metrics.json").exists()
+    epochs_done = json.loads(backup.read_text())["epoch"]
+    config_before = (run / "config.json").read_text()
+
+    resumed = kit("train", "--resume", str(run))
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert f"resuming after epoch {epochs_done}" in output
+    assert output.count("Epoch ") == 4 - epochs_done, "finished epochs are not trained again"
+    history = (run / "fold0" / "history.csv").read_text().strip().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2", "3"]
+    metrics = json.loads((run / "fold0" / "metrics.json").read_text())
+    assert metrics["resumed_after_epoch"] == epochs_done
+    assert (run / "config.json").read_text() == config_before
+    assert not (run / "fold0" / "backup").exists(), "the backup is removed once the fold is finished"
+
+
+def test_resume_of_a_finished_run_trains_nothing(cache, tmp_path):
+    """Resuming a run whose folds are all finished only re-merges cv.json."""
+    run = tmp_path / "done"
+    base = ["train", "--cache", str(cache), "--out", str(run), "--folds", "2", "--epochs", "1",
+            "--model", "llama_tiny", "--set", "preprocess.max_len=16"]
+    assert runner.invoke(app, base).exit_code == 0
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "already finished" in result.output and "Epoch" not in result.output
+
+
+def test_same_out_with_another_config_is_refused(cache, tmp_path):
+    """Re-using a run folder with a different config would mix folds of two recipes: refused with the fix."""
+    run = tmp_path / "mixed"
+    base = ["train", "--cache", str(cache), "--out", str(run), "--folds", "2", "--fold", "0", "--epochs", "1",
+            "--model", "llama_tiny", "--set", "preprocess.max_len=16"]
+    assert runner.invoke(app, base).exit_code == 0
+    result = runner.invoke(app, [*base[:-1], "preprocess.max_len=24"])
+    assert result.exit_code == 1 and "another config" in result.output and "--resume" in result.output
+
+
+def test_report_md_lists_folds_participants_and_confusions(cache, tmp_path):
+    """report.md and cv.json give per-fold and per-participant accuracy and the confused sign pairs."""
+    run = tmp_path / "rep"
+    result = runner.invoke(app, ["train", "--cache", str(cache), "--out", str(run), "--folds", "2", "--epochs", "1",
+                                 "--model", "llama_tiny", "--set", "preprocess.max_len=16"])
+    assert result.exit_code == 0, result.output
+    report = (run / "report.md").read_text()
+    cv = json.loads((run / "cv.json").read_text())
+    assert "| fold | accuracy |" in report and "| participant | sequences | accuracy |" in report
+    assert len(cv["participant_accuracy"]) == 4
+    for pair in cv["confused_pairs"]:
+        assert f"| {pair['true']} | {pair['predicted']} | {pair['count']} |" in report
+    assert (run / "fold0" / "tensorboard").is_dir()
+
+
+MIRRORED = """
+import sys, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from kit.cli import app
+sys.argv = ["kit"] + sys.argv[1:]
+app()
+"""
+
+
+def test_mirrored_strategy_trains_on_two_logical_cpus(cache, tmp_path):
+    """--strategy mirrored replicates the model on 2 logical CPU devices and still writes a finished fold."""
+    run = tmp_path / "mirrored"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED, "train", "--cache", str(cache), "--out", str(run), "--folds", "2",
+         "--fold", "1", "--epochs", "1", "--model", "llama_tiny", "--set", "preprocess.max_len=16",
+         "--strategy", "mirrored"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "MirroredStrategy on 2 replicas" in proc.stderr
+    oof = np.load(run / "fold1" / "oof.npz")
+    assert np.all(np.isfinite(oof["probs"]))
+
+
+def test_a_kill_between_backup_and_best_weights_loses_nothing(tmp_path):
+    """The best weights are written under a new name, recorded in state.json, then renamed into place:
+    a kill between the last two steps is finished by resume, so the best epoch's weights are never lost."""
+    import keras
+
+    from kit.train import EpochBackup
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.AdamW(use_ema=True), loss="mse")
+    model.fit(np.ones((4, 3)), np.ones((4, 2)), epochs=1, verbose=0)
+    backup, best = tmp_path / "backup", tmp_path / "model.weights.h5"
+    callback = EpochBackup(backup, best, ema=True)
+    callback.set_model(model)
+    real_replace = os.replace
+
+    def killed_at_rename(src, dst):
+        if Path(dst) == best:
+            raise KeyboardInterrupt("killed")
+        real_replace(src, dst)
+
+    os.replace = killed_at_rename
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            callback.on_epoch_end(0, {"val_accuracy": 0.5})
+    finally:
+        os.replace = real_replace
+    assert not best.exists() and json.loads((backup / "state.json").read_text())["best_val_accuracy"] == 0.5
+
+    fresh = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    fresh.compile(optimizer=keras.optimizers.AdamW(use_ema=True), loss="mse")
+    assert EpochBackup.restore(fresh, backup, best) == 1
+    assert best.is_file(), "resume put the best weights in place"
+    ema = [keras.ops.convert_to_numpy(v) for v in model.optimizer._model_variables_moving_average]
+    fresh.load_weights(best)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(fresh.layers[0].kernel), ema[0])
+    assert EpochBackup(backup, best).best_accuracy == 0.5, "a resumed run keeps beating the recorded best"
