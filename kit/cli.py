@@ -34,6 +34,15 @@ def _ids(text: Optional[str]) -> Optional[list[int]]:
         raise typer.BadParameter(f"expected comma-separated participant ids like 16069,18796, got {text!r}")
 
 
+def _base_config(file: Optional[Path], recipe: Optional[str]):
+    """The config a command starts from: a JSON file, a named recipe, or the defaults (not both)."""
+    from kit import config as config_mod
+
+    if file and recipe:
+        raise KitError("give --config or --recipe, not both (add --set overrides to either)")
+    return config_mod.load(file) if file else config_mod.recipe(recipe) if recipe else config_mod.Config()
+
+
 @app.command()
 def synth(
     out: Path = typer.Option(..., "--out", help="Folder to write the data set into (competition layout)."),
@@ -88,6 +97,8 @@ def train(
     epochs: Optional[int] = typer.Option(None, help="Shortcut for --set train.epochs=E."),
     model: Optional[str] = typer.Option(None, help="Shortcut for --set model.name=NAME (see kit models)."),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON config to start from (e.g. a run's config.json)."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Start from a winning recipe: llama26 (default), "
+                                         "conv1st, mlp80 (kit config --recipe NAME shows it)."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
     strategy: str = typer.Option("auto", help="auto | cpu | mirrored | tpu (auto: mirrored on several GPUs)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this killed run from its last epoch."),
@@ -95,6 +106,7 @@ def train(
     """Train fold models on unseen-signer splits, keeping out-of-fold predictions, the best weights and metrics.
 
     Example: kit train --cache cache --out runs/base --folds 5 --set train.epochs=60 --set train.mixup_alpha=0.5
+    Example: kit train --cache cache --out runs/mlp --recipe mlp80
     Example: kit train --resume runs/base
     """
     from kit import config as config_mod
@@ -104,7 +116,7 @@ def train(
         if resume is not None:
             result = training.resume(resume)
         else:
-            cfg = config_mod.load(config) if config else config_mod.Config()
+            cfg = _base_config(config, recipe)
             shortcuts = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
                 [f'model.name="{model}"'] if model else [])
             cfg = config_mod.apply_overrides(cfg, shortcuts + list(set_ or []))
@@ -131,6 +143,7 @@ def cv(run_dir: Path = typer.Argument(..., help="Run directory written by kit tr
 @app.command()
 def config(
     file: Optional[Path] = typer.Option(None, "--config", help="Start from this JSON config instead of the defaults."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Start from a winning recipe: llama26, conv1st, mlp80."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
 ) -> None:
     """Print the training config that kit train would use (every key --set accepts), as JSON.
@@ -142,7 +155,7 @@ def config(
     from kit import config as config_mod
 
     try:
-        cfg = config_mod.apply_overrides(config_mod.load(file) if file else config_mod.Config(), list(set_ or []))
+        cfg = config_mod.apply_overrides(_base_config(file, recipe), list(set_ or []))
     except KitError as err:
         raise _fail(err)
     typer.echo(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))

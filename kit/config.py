@@ -75,6 +75,30 @@ class Config:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
+# The winning recipes as override lists on top of the defaults (which are the 26th place's): `--recipe NAME`.
+RECIPES: dict[str, tuple[str, ...]] = {
+    # 26th place: LLaMa-style transformer (RMSNorm, RoPE, SwiGLU), Lion, EMA, mirroring; three ensembled.
+    "llama26": (),
+    # 1st place: depthwise Conv1D + ECA blocks interleaved with transformer blocks, late dropout, 384 frames,
+    # AdamW with a higher rate, mixup; the winners trained ~300 epochs on the full data.
+    "conv1st": ("model.name=conv_transformer", "preprocess.max_len=384", "train.optimizer=adamw",
+                "train.learning_rate=5e-4", "train.weight_decay=0.1", "train.mixup_alpha=0.5"),
+    # 80th place: an FC network over engineered features (dominant hand, distances, angles, motion, shoulder
+    # units, idle frames trimmed) with rotation, zoom and noise augmentations.
+    "mlp80": ("model.name=mlp", "preprocess.dominant_hand=true", "preprocess.shoulder_unit=true",
+              "preprocess.distances=true", "preprocess.angles=true", "preprocess.motion=true",
+              "preprocess.trim_idle=true", "train.optimizer=adamw", "train.learning_rate=1e-3",
+              "train.rotate_deg=10", "train.scale_range=0.1", "train.noise_std=0.005"),
+}
+
+
+def recipe(name: str) -> Config:
+    """The config of a named recipe (see RECIPES); an unknown name lists the valid ones."""
+    if name not in RECIPES:
+        raise KitError(f"unknown recipe {name!r}; recipes: {', '.join(RECIPES)}")
+    return apply_overrides(Config(), list(RECIPES[name]))
+
+
 def from_dict(data: dict) -> Config:
     """Build a Config from nested dicts; an unknown section or key is an error, never ignored."""
     sections = {f.name: f.type for f in dataclasses.fields(Config)}

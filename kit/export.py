@@ -80,42 +80,46 @@ def resolve_models(run_dir: Path | None, models: list[Path] | None, top: int) ->
 
 
 class Ensemble(tf.Module):
-    """raw `[T, 543, 3]` -> one shared preprocessing -> mean of the models' softmax -> `[250]`."""
+    """raw `[T, 543, 3]` -> each distinct preprocessing once -> mean of the models' softmax -> `[250]`.
 
-    def __init__(self, models, preprocess_cfg: PreprocessConfig):
+    Models trained with different feature options (say an mlp80 fold beside llama26 folds) share the graph;
+    models with the same preprocessing share its ops.
+    """
+
+    def __init__(self, models, preprocess_cfgs: list[PreprocessConfig]):
         super().__init__()
         self.models = models
-        self.preprocess_cfg = preprocess_cfg
+        self.preprocess_cfgs = list(dict.fromkeys(preprocess_cfgs))  # distinct, in first-seen order
+        self.uses = [self.preprocess_cfgs.index(c) for c in preprocess_cfgs]
         # Keras 3 variables are not tracked through a tf.Module attribute; list them so the converter
         # freezes them as constants instead of leaving VAR_HANDLE ops that read as NaN.
         self.variables_ = [v.value for m in models for v in m.weights]
 
     @tf.function(input_signature=[tf.TensorSpec([None, N_LANDMARKS, 3], tf.float32, name=tflite.INPUT)])
     def serve(self, inputs):
-        features, mask = preprocess(inputs, self.preprocess_cfg)
-        batch = {"features": features[None], "mask": mask[None]}
-        probs = [tf.nn.softmax(m(batch, training=False), axis=-1) for m in self.models]
-        return {tflite.OUTPUT: tf.reduce_mean(tf.stack(probs), axis=0)[0]}
+        return {tflite.OUTPUT: self._probs(inputs)}
 
     def reference(self, frames: np.ndarray) -> np.ndarray:
         """The Keras path, run eagerly: what the TFLite file must reproduce."""
-        features, mask = preprocess(tf.constant(frames, tf.float32), self.preprocess_cfg)
-        batch = {"features": features[None], "mask": mask[None]}
-        probs = [tf.nn.softmax(m(batch, training=False), axis=-1) for m in self.models]
-        return tf.reduce_mean(tf.stack(probs), axis=0)[0].numpy()
+        return self._probs(tf.constant(frames, tf.float32)).numpy()
+
+    def _probs(self, inputs: tf.Tensor) -> tf.Tensor:
+        batches = []
+        for cfg in self.preprocess_cfgs:
+            features, mask = preprocess(inputs, cfg)
+            batches.append({"features": features[None], "mask": mask[None]})
+        probs = [tf.nn.softmax(m(batches[k], training=False), axis=-1) for m, k in zip(self.models, self.uses)]
+        return tf.reduce_mean(tf.stack(probs), axis=0)[0]
 
 
 def load_ensemble(fold_dirs: list[Path]) -> Ensemble:
-    """Rebuild each fold's model from its config; all must share one preprocessing config."""
+    """Rebuild each fold's model from its own config (architecture, sizes and preprocessing)."""
     models, configs = [], []
     for d in fold_dirs:
         model, cfg = load_fold_model(d)
         models.append(model)
         configs.append(cfg.preprocess)
-    if any(c != configs[0] for c in configs):
-        raise KitError("the chosen models use different preprocessing configs; an ensemble shares one: "
-                       + "; ".join(f"{d}: {c}" for d, c in zip(fold_dirs, configs)))
-    return Ensemble(models, configs[0])
+    return Ensemble(models, configs)
 
 
 def convert(ensemble: Ensemble, fp16: bool = False) -> bytes:

@@ -6,23 +6,29 @@ serving cannot drift. Only builtin TFLite ops are used (gather, boolean_mask, is
 Recipe (26th place): keep x and y of both hands, 26 face points (lips, eyes) and 17 upper-body pose points;
 move the head to the origin and divide by the spread of the kept points; NaN -> 0 after normalisation;
 drop frames with no hand (keeping at least one); subsample to at most `max_len` frames; pad to `max_len`.
+
+Options (80th place, kit/features.py, all off by default): the dominant hand only, mirrored to be the right;
+shoulder width as the unit of length; hand-to-face and wrist-to-fingertip distances; finger-joint and elbow
+angles; velocity and acceleration; idle frames cut at the start and end. Frame layout:
+[coordinates | distances | angles | velocity | acceleration].
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from kit import features as F
 from kit import landmarks as L
 from kit.config import PreprocessConfig
 
-N_HAND_POINTS = len(L.LEFT_HAND) + len(L.RIGHT_HAND)  # the hands come first in L.SELECTED
-
-
 def n_features(cfg: PreprocessConfig) -> int:
     """Width of one preprocessed frame."""
-    return len(L.SELECTED) * (3 if cfg.use_z else 2)
+    coords = F.n_coordinates(cfg) * (3 if cfg.use_z else 2)
+    return coords * (3 if cfg.motion else 1) + F.n_extra(cfg)
 
 
 def preprocess(frames: tf.Tensor, cfg: PreprocessConfig) -> tuple[tf.Tensor, tf.Tensor]:
@@ -32,28 +38,47 @@ def preprocess(frames: tf.Tensor, cfg: PreprocessConfig) -> tuple[tf.Tensor, tf.
     # A zero-length input still yields one (all-NaN) frame, so the model always sees at least one real step.
     pad_one = tf.fill([1, L.N_LANDMARKS, 3], np.float32(np.nan))
     frames = tf.concat([frames, pad_one], axis=0)[: tf.maximum(tf.shape(frames)[0], 1)]
+    if cfg.dominant_hand:
+        frames = F.dominant_first(frames)
 
+    n_hand_points = sum(len(hand) for hand in F.hands(cfg))  # the hands come first in the selected points
     head = frames[:, L.HEAD, :channels]  # [T, C]
-    points = tf.gather(frames, L.SELECTED, axis=1)[:, :, :channels]  # [T, P, C]
+    points = tf.gather(frames, F.selected_points(cfg), axis=1)[:, :, :channels]  # [T, P, C]
 
     if cfg.drop_handless:
-        has_hand = tf.reduce_any(~tf.math.is_nan(points[:, :N_HAND_POINTS, 0]), axis=1)
+        has_hand = tf.reduce_any(~tf.math.is_nan(points[:, :n_hand_points, 0]), axis=1)
         keep = tf.logical_or(has_hand, ~tf.reduce_any(has_hand))  # no hand anywhere: keep every frame
         points = tf.boolean_mask(points, keep)
 
     center = _nanmean(head, axis=0)  # [C]: the head's mean position over the sequence
     points = points - center
-    scale = tf.sqrt(_nanmean(tf.square(points)))  # the spread of the kept points around the head
-    points = points / tf.maximum(scale, 1e-6)
-    points = tf.where(tf.math.is_nan(points), tf.zeros_like(points), points)
+    spread = tf.sqrt(_nanmean(tf.square(points[:, : F.n_coordinates(cfg)])))  # of the kept points around the head
+    unit = spread
+    if cfg.shoulder_unit:
+        shoulders = F.unit_shoulders(points, cfg)
+        unit = tf.where(tf.logical_and(shoulders > 1e-6, ~tf.math.is_nan(shoulders)), shoulders, spread)
+    points = points / tf.maximum(unit, 1e-6)
+    if cfg.trim_idle:
+        first, last = F.active_span(points, n_hand_points)
+        points = points[first: last + 1]
 
     points = _subsample(points, cfg.max_len)
     length = tf.shape(points)[0]
-    features = tf.reshape(points, [length, len(L.SELECTED) * channels])
+    coords = tf.reshape(points[:, : F.n_coordinates(cfg)], [length, F.n_coordinates(cfg) * channels])
+    parts = [coords]
+    if cfg.distances:
+        parts.append(F.distances(points, cfg))
+    if cfg.angles:
+        parts.append(F.angles(points, cfg))
+    if cfg.motion:
+        parts.append(F.motion(coords))
+    features = tf.concat(parts, axis=1) if len(parts) > 1 else coords
+    features = tf.where(tf.math.is_nan(features), tf.zeros_like(features), features)
+    width = n_features(cfg)
     features = tf.pad(features, [[0, cfg.max_len - length], [0, 0]])
     mask = tf.pad(tf.ones([length], tf.float32), [[0, cfg.max_len - length]])
     # Static shapes for the model; reshape (not ensure_shape, which is a Flex op) tells the converter.
-    return tf.reshape(features, [cfg.max_len, len(L.SELECTED) * channels]), tf.reshape(mask, [cfg.max_len])
+    return tf.reshape(features, [cfg.max_len, width]), tf.reshape(mask, [cfg.max_len])
 
 
 def _nanmean(x: tf.Tensor, axis=None) -> tf.Tensor:
@@ -76,21 +101,17 @@ def _subsample(points: tf.Tensor, max_len: int) -> tf.Tensor:
 
 @keras.saving.register_keras_serializable(package="kit")
 class Preprocess(keras.layers.Layer):
-    """Keras face of `preprocess`: one raw sequence in, `(features, mask)` out. TF backend only (tf.data, TFLite)."""
+    """Keras face of `preprocess`: one raw sequence in, `(features, mask)` out. TF backend only (tf.data, TFLite).
 
-    def __init__(self, max_len: int = 64, use_z: bool = False, drop_handless: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.max_len = max_len
-        self.use_z = use_z
-        self.drop_handless = drop_handless
+    Takes the fields of PreprocessConfig as keyword arguments: `Preprocess(max_len=64, motion=True)`.
+    """
 
-    @property
-    def cfg(self) -> PreprocessConfig:
-        return PreprocessConfig(max_len=self.max_len, use_z=self.use_z, drop_handless=self.drop_handless)
+    def __init__(self, name=None, dtype=None, trainable=True, **options):
+        super().__init__(name=name, dtype=dtype, trainable=trainable)
+        self.cfg = PreprocessConfig(**options)
 
     def call(self, frames):
         return preprocess(frames, self.cfg)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "max_len": self.max_len, "use_z": self.use_z,
-                "drop_handless": self.drop_handless}
+        return {**super().get_config(), **dataclasses.asdict(self.cfg)}

@@ -9,13 +9,14 @@ from kit.config import Config, ModelConfig, PreprocessConfig
 from kit.train import build_model
 
 
-def fake_run(run_dir: Path, model_names=("llama_tiny",) * 3, max_len: int = 32, seed: int = 0) -> Path:
+def fake_run(run_dir: Path, model_names=("llama_tiny",) * 3, max_len: int = 32, seed: int = 0,
+             **preprocess_options) -> Path:
     """A run with one fold per model name: config.json, random weights and metrics.json each."""
     import keras
 
     for k, name in enumerate(model_names):
         keras.utils.set_random_seed(seed + k)
-        cfg = Config(preprocess=PreprocessConfig(max_len=max_len), model=ModelConfig(name=name))
+        cfg = Config(preprocess=PreprocessConfig(max_len=max_len, **preprocess_options), model=ModelConfig(name=name))
         fold_dir = Path(run_dir) / f"fold{k}"
         fold_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(fold_dir / "config.json")

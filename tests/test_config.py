@@ -58,3 +58,26 @@ def test_kit_config_prints_what_train_would_use():
     assert json.loads(result.output)["train"]["epochs"] == 3
     bad = CliRunner().invoke(app, ["config", "--set", "train.epoc=3"])
     assert bad.exit_code == 1 and "valid: train.epochs" in bad.output
+
+
+@pytest.mark.parametrize("name", sorted(C.RECIPES))
+def test_every_recipe_is_a_valid_config_whose_model_builds(name):
+    """Each named recipe resolves to a config that builds its model at its preprocessing's width."""
+    from kit.train import build_model
+
+    cfg = C.recipe(name)
+    assert build_model(cfg).count_params() > 0
+
+
+def test_recipes_are_reachable_from_the_cli_and_typos_list_them():
+    """`kit config --recipe mlp80` shows the recipe; an unknown recipe exits 1 naming the valid ones."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from kit.cli import app
+
+    shown = json.loads(CliRunner().invoke(app, ["config", "--recipe", "mlp80", "--set", "train.epochs=2"]).output)
+    assert shown["model"]["name"] == "mlp" and shown["preprocess"]["distances"] and shown["train"]["epochs"] == 2
+    bad = CliRunner().invoke(app, ["config", "--recipe", "mlp81"])
+    assert bad.exit_code == 1 and "recipes: llama26, conv1st, mlp80" in bad.output

@@ -66,6 +66,23 @@ def test_two_architectures_from_two_runs_ensemble_and_pass_every_gate(tmp_path):
     assert "FAIL" not in result.output
 
 
+def test_models_with_different_feature_options_share_one_graph(tmp_path):
+    """An mlp fold with every feature option beside a plain llama fold: each gets its own preprocessing inside
+    the one graph, and the TFLite output still matches Keras (the parity gate)."""
+    from typer.testing import CliRunner
+
+    from kit.cli import app
+
+    options = dict(dominant_hand=True, shoulder_unit=True, distances=True, angles=True, motion=True, trim_idle=True)
+    mlp = fake_run(tmp_path / "mlp", model_names=("mlp",), **options)
+    llama = fake_run(tmp_path / "llama", model_names=("llama_tiny",))
+    result = CliRunner().invoke(app, ["export", "--models", str(mlp), "--models", str(llama),
+                                      "--out", str(tmp_path / "mix")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "mix" / "export.json").read_text())
+    assert report["passed"], report
+
+
 def test_failed_gate_refuses_the_zip_unless_forced(tmp_path):
     """A model over the size budget stops the export with one line naming the gate; --force writes the zip."""
     from typer.testing import CliRunner

@@ -9,6 +9,7 @@ from kit.errors import KitError
 from kit.models import create_model, list_models
 from kit.models.conv_transformer import ECA, Conv1DBlock, LateDropout, MaskedBatchNorm, TransformerBlock
 from kit.models.layers import Attention, LlamaBlock, MaskedMeanPool, RMSNorm, SwiGLU
+from kit.models.mlp import MaskedSegmentPool
 
 MAX_LEN, N_FEATURES = 384, 170
 
@@ -43,6 +44,12 @@ def test_unknown_size_override_is_an_error():
         create_model("llama_tiny", max_len=8, n_features=4, widht=3)
 
 
+def test_sizes_that_do_not_fit_are_a_one_line_error():
+    """A size override the architecture cannot use fails as a KitError naming the model and its sizes."""
+    with pytest.raises(KitError, match="'llama_tiny' cannot be built"):
+        create_model("llama_tiny", max_len=8, n_features=4, dim=-3)
+
+
 @pytest.mark.parametrize("layer,args", [
     (RMSNorm(epsilon=1e-5), ((2, 8, 16),)),
     (SwiGLU(hidden=24), ((2, 8, 16),)),
@@ -55,6 +62,7 @@ def test_unknown_size_override_is_an_error():
     (TransformerBlock(heads=2, head_dim=8, expand=2, max_len=8, dropout=0.1), ((2, 8, 16), (2, 8))),
     (LateDropout(rate=0.5, start_step=10), ((2, 16),)),
     (MaskedBatchNorm(momentum=0.9), ((2, 8, 16),)),
+    (MaskedSegmentPool(segments=3), ((2, 8, 16), (2, 8))),
 ])
 def test_layers_round_trip_config_and_saved_file(layer, args, tmp_path):
     """Each custom layer rebuilds from get_config and from a saved .keras file with identical outputs."""

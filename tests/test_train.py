@@ -93,3 +93,19 @@ def test_missing_cache_names_the_fix(tmp_path):
     """Training without a cache says to run kit prepare."""
     result = runner.invoke(app, ["train", "--cache", str(tmp_path / "nope"), "--out", str(tmp_path / "r")])
     assert result.exit_code == 1 and "kit prepare" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", __import__("kit.models", fromlist=["list_models"]).list_models())
+def test_every_registered_model_trains_and_exports(small_cache, tmp_path, name):
+    """Each registered model trains a fold through `kit train` and exports to a TFLite file that passes the gates
+    (the mlp with every feature option of its recipe on)."""
+    recipe = ["--recipe", "mlp80"] if name == "mlp" else []
+    run = tmp_path / name
+    result = runner.invoke(app, ["train", "--cache", str(small_cache / "cache"), "--out", str(run), "--folds", "2",
+                                 "--fold", "0", "--epochs", "1", *recipe, "--model", name,
+                                 "--set", "preprocess.max_len=16", "--set", "train.batch_size=8"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["export", str(run), "--top", "1", "--fp16"])
+    assert result.exit_code == 0, result.output
+    assert (run / "export" / "submission.zip").is_file()

@@ -11,5 +11,6 @@ Every model takes inputs `{"features": [B, max_len, F], "mask": [B, max_len]}` a
 from kit.models.registry import create_model, list_models, register_model
 from kit.models import llama  # noqa: F401  (registers the llama presets)
 from kit.models import conv_transformer  # noqa: F401
+from kit.models import mlp  # noqa: F401
 
 __all__ = ["create_model", "list_models", "register_model"]

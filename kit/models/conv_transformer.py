@@ -78,7 +78,9 @@ class Conv1DBlock(keras.layers.Layer):
         # Causal pads on the left by hand (Keras' DepthwiseConv1D has no "causal"); "same" pads both sides itself.
         self.conv = keras.layers.DepthwiseConv1D(self.kernel_size, padding="valid" if self.causal else "same",
                                                  use_bias=False, name="depthwise")
-        self.conv.build(inner)
+        # It sees the frames after the causal padding (the build checks that the kernel fits in them).
+        padded = (inner[0], None if inner[1] is None else inner[1] + self.kernel_size - 1, inner[2])
+        self.conv.build(padded if self.causal else inner)
         self.norm = _batch_norm("norm")
         self.norm.build(inner)
         self.eca = ECA(name="eca")

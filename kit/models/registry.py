@@ -27,7 +27,12 @@ def create_model(name: str, max_len: int, n_features: int, n_classes: int = 250,
     """Build the registered model `name`; an unknown name is an error that lists the valid ones."""
     if name not in _MODELS:
         raise KitError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
-    return _MODELS[name](max_len=max_len, n_features=n_features, n_classes=n_classes, **overrides)
+    try:
+        return _MODELS[name](max_len=max_len, n_features=n_features, n_classes=n_classes, **overrides)
+    except ValueError as err:  # sizes that do not fit together, e.g. a dim the heads do not divide
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise KitError(f"model {name!r} cannot be built with max_len={max_len}, n_features={n_features}"
+                       f"{', ' + str(overrides) if overrides else ''}: {first}") from None
 
 
 def merge_sizes(preset: dict, overrides: dict, model: str) -> dict:
