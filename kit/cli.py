@@ -97,8 +97,8 @@ def train(
     epochs: Optional[int] = typer.Option(None, help="Shortcut for --set train.epochs=E."),
     model: Optional[str] = typer.Option(None, help="Shortcut for --set model.name=NAME (see kit models)."),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON config to start from (e.g. a run's config.json)."),
-    recipe: Optional[str] = typer.Option(None, "--recipe", help="Start from a winning recipe: llama26 (default), "
-                                         "conv1st, mlp80 (kit config --recipe NAME shows it)."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Start from a winning recipe's full-data settings: "
+                                         "llama26, conv1st, mlp80 (kit config --recipe NAME shows it)."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
     strategy: str = typer.Option("auto", help="auto | cpu | mirrored | tpu (auto: mirrored on several GPUs)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this killed run from its last epoch."),
@@ -299,6 +299,69 @@ def submit(
 
     try:
         typer.echo(run_submit(target, message, dry_run=dry_run, wait=not no_wait, poll_seconds=poll))
+    except KitError as err:
+        raise _fail(err)
+
+
+@app.command()
+def show(
+    parquet: Optional[list[Path]] = typer.Argument(None, help="One landmark file, or two to show side by side."),
+    out: Optional[Path] = typer.Option(None, "--out", help="FILE.gif or FILE.mp4 (default: <stem>.gif here)."),
+    fps: float = typer.Option(15.0, "--fps", help="Frames per second of the animation."),
+    model_view: bool = typer.Option(False, "--model-view", help="Draw what the model sees after preprocessing."),
+    run: Optional[Path] = typer.Option(None, "--run", help="With --model-view: use this run's config.json."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Show a cached sequence (with --sequence-id)."),
+    sequence_id: Optional[list[int]] = typer.Option(None, "--sequence-id", help="Cached sequence id (repeatable)."),
+    dpi: int = typer.Option(80, "--dpi", help="Pixels per inch; each panel is 4 inches wide."),
+) -> None:
+    """Animate a sequence: face, hands and pose with their bones, frame number and hands in view.
+
+    Example: kit show data/asl-signs/train_landmark_files/16069/100015657.parquet --out cloud.gif
+    Example: kit show A.parquet B.parquet --model-view --run runs/base
+    Example: kit show --cache cache --sequence-id 100015657
+    """
+    from kit.show import show as run_show
+
+    try:
+        typer.echo(run_show(parquet or [], out=out, fps=fps, model_view=model_view, run_dir=run, cache_dir=cache,
+                            sequence_ids=sequence_id or [], dpi=dpi))
+    except KitError as err:
+        raise _fail(err)
+
+
+@app.command()
+def stats(
+    data_dir: Path = typer.Argument(..., help="Competition folder holding train.csv and train_landmark_files/."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNG plots (default DATA_DIR/stats)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Read lengths and missing hands from this cache."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N rows of train.csv."),
+) -> None:
+    """Count the data: sequences per sign and participant, lengths, missing hands per participant, with plots.
+
+    Example: kit stats data/asl-signs --cache cache --out stats
+    """
+    from rich.console import Console
+
+    from kit.stats import data_stats
+
+    try:
+        result = data_stats(data_dir, out_dir=out, cache_dir=cache, limit=limit)
+    except KitError as err:
+        raise _fail(err)
+    Console(highlight=False).print(*result.tables())
+    typer.echo(result)
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="Run directory written by kit train.")) -> None:
+    """Write RUN_DIR/report.html: training curves, accuracy per signer, confused signs, export gates, in one file.
+
+    Example: kit report runs/base
+    """
+    from kit.report import write_report
+
+    try:
+        typer.echo(write_report(run_dir))
     except KitError as err:
         raise _fail(err)
 
