@@ -69,6 +69,7 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> DemoResult:
     from kit.evaluate import evaluate
     from kit.export import export
     from kit.prepare import build_cache
+    from kit.report import report_or_warn
     from kit.synth import synthesize
     from kit.train import train
 
@@ -87,6 +88,7 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> DemoResult:
     say("[4/5] exporting the 3-model ensemble to TFLite")
     exported = export(run, top=3)
     say(str(exported))
+    report_or_warn(run)  # again, now with the export gates
     say(f"[5/5] scoring {exported.submission} on unseen signers {test_signers}, as the Kaggle scorer would")
     scored = evaluate(exported.submission, data, participants=test_signers)
     return DemoResult(scored.accuracy, scored.chance, cv.oof_accuracy, exported.size_bytes / 1e6,

@@ -6,6 +6,7 @@ Run directory layout (everything export and evaluate need travels with the weigh
     RUN/run.json               cache, folds and strategy of the run (what --resume needs)
     RUN/folds.csv              sequence_id, participant_id, fold
     RUN/cv.json, RUN/report.md per-fold, per-participant and overall out-of-fold accuracy, confused signs
+    RUN/report.html            the same with training curves (and export gates once exported), one HTML file
     RUN/fold{K}/config.json    the config the fold trained with
     RUN/fold{K}/model.weights.h5   the best epoch (by validation accuracy on unseen signers; EMA weights if on)
     RUN/fold{K}/history.csv    loss, accuracy and learning rate per epoch
@@ -39,6 +40,7 @@ from kit.folds import assign_folds
 from kit.models import create_model
 from kit.preprocess import n_features
 from kit.progress import say
+from kit.report import report_or_warn
 
 if TYPE_CHECKING:
     from kit.cache import Cache
@@ -89,7 +91,9 @@ def train(cfg: Config, cache_dir: Path, run_dir: Path, n_folds: int = 5, only_fo
             say(f"fold {k}: already finished ({fold_dir / 'metrics.json'}), skipped")
             continue
         train_fold(cfg, cache, folds, k, fold_dir, strategy)
-    return summarize(run_dir)
+    result = summarize(run_dir)
+    report_or_warn(run_dir)  # RUN/report.html; a failure there is a warning line, never a lost run
+    return result
 
 
 def _check_same_run(run_dir: Path, cfg: Config, n_folds: int) -> list[int]:
@@ -166,12 +170,20 @@ def train_fold(cfg: Config, cache: "Cache", folds: np.ndarray, fold: int, fold_d
 def _callbacks(cfg: Config, fold_dir: Path, done: int) -> list[keras.callbacks.Callback]:
     # Order matters at each epoch end: log the epoch first (so history.csv never trails the backup), then one
     # crash-safe step backs up the epoch and keeps the best weights. Validation runs with the EMA weights swapped in.
-    callbacks = [keras.callbacks.CSVLogger(fold_dir / "history.csv", append=bool(done)),
+    callbacks = [LogLearningRate(), keras.callbacks.CSVLogger(fold_dir / "history.csv", append=bool(done)),
                  EpochBackup(fold_dir / "backup", fold_dir / "model.weights.h5", ema=cfg.train.ema)]
     if cfg.train.ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
     callbacks.append(keras.callbacks.TensorBoard(fold_dir / "tensorboard", write_graph=False))
     return callbacks
+
+
+class LogLearningRate(keras.callbacks.Callback):
+    """Puts the learning rate the schedule reached into the epoch's logs (history.csv, TensorBoard)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
 class EpochBackup(keras.callbacks.Callback):

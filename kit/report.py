@@ -1,0 +1,196 @@
+"""`kit report`: one self-contained HTML page about a run, RUN/report.html, to open anywhere or attach.
+
+It shows the training curves of every fold (fold*/history.csv), the cross-validation summary with accuracy per
+participant and the most confused sign pairs (cv.json, written by kit train / kit cv) and, once the run is
+exported, the Kaggle gates (export/export.json). Plots are PNGs embedded as base64 data URIs; the page loads
+no file, stylesheet or script from anywhere, so it can be mailed or archived as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import os
+from pathlib import Path
+
+from kit.errors import KitError
+from kit.progress import say
+
+REPORT = "report.html"
+DPI = 90
+_CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+th{background:#f2f2f2}.ok{color:#2a7a2a;font-weight:bold}.fail{color:#b22;font-weight:bold}
+img{max-width:100%}.note{color:#666}pre{background:#f7f7f7;padding:.5em;overflow:auto}"""
+
+
+def write_report(run_dir: str | os.PathLike) -> Path:
+    """Write RUN/report.html from what the run holds; returns its path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise KitError(f"{run_dir}: no such run directory; give the --out folder of kit train")
+    histories = {int(p.parent.name[4:]): p for p in sorted(run_dir.glob("fold*/history.csv"))
+                 if p.parent.name[4:].isdigit()}
+    cv_path, export_path = run_dir / "cv.json", run_dir / "export" / "export.json"
+    if not histories and not cv_path.is_file():
+        raise KitError(f"{run_dir}: nothing to report (no fold*/history.csv or cv.json): run kit train first")
+    body = [f"<h1>Run {_e(run_dir.name)}</h1>", f"<p class='note'>{_e(str(run_dir.resolve()))}</p>"]
+    body += _cv_section(run_dir, cv_path)
+    body += _curves_section(histories)
+    body += _export_section(run_dir, export_path)
+    body += _config_section(run_dir / "config.json")
+    page = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>kit report: {_e(run_dir.name)}</title><style>{_CSS}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+    out = run_dir / REPORT
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def report_or_warn(run_dir: str | os.PathLike) -> Path | None:
+    """write_report, saying where the page is; any failure is a warning line, so a finished run is never lost."""
+    try:
+        path = write_report(run_dir)
+    except Exception as err:  # a plotting or disk problem must not turn a finished training run into an error
+        say(f"warning: could not write the HTML report ({type(err).__name__}: {err}); the run itself is complete, "
+            f"try again with kit report {run_dir}")
+        return None
+    say(f"report: {path}")
+    return path
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _table(header: list[str], rows: list[list], raw: bool = False) -> str:
+    """An HTML table; cells are escaped unless `raw` (cells already HTML)."""
+    cell = (lambda v: str(v)) if raw else _e
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    lines = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{lines}</table>"
+
+
+def _img(fig, alt: str) -> str:
+    """A matplotlib Figure as an <img> with a PNG data URI."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """history.csv as columns of floats (epoch, accuracy, loss, learning_rate?, val_accuracy, val_loss)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    return {key: [float(r[key]) if r[key] not in ("", None) else float("nan") for r in rows] for key in rows[0]}
+
+
+def _curves_section(histories: dict[int, Path]) -> list[str]:
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    out = ["<h2>Training curves</h2>"]
+    if not histories:
+        return out + ["<p class='note'>No fold*/history.csv in this run.</p>"]
+    for fold, path in sorted(histories.items()):
+        history = read_history(path)
+        if not history:
+            out.append(f"<p class='note'>fold {fold}: {_e(path)} holds no epoch yet.</p>")
+            continue
+        epochs = [e + 1 for e in history.get("epoch", range(len(next(iter(history.values())))))]
+        panels = [("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy"))]
+        if "learning_rate" in history:
+            panels.append(("learning rate", ("learning_rate",)))
+        fig = Figure(figsize=(3.6 * len(panels), 2.8))
+        for i, (title, keys) in enumerate(panels):
+            ax = fig.add_subplot(1, len(panels), i + 1)
+            for key in keys:
+                if key in history:
+                    ax.plot(epochs, history[key], marker="." if len(epochs) < 30 else None,
+                            label="held-out signers" if key.startswith("val_") else "training")
+            ax.set_title(f"fold {fold}: {title}", fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if len(keys) > 1:
+                ax.legend(fontsize=7)
+        out.append(_img(fig, f"fold {fold} training curves"))
+    return out
+
+
+def _cv_section(run_dir: Path, cv_path: Path) -> list[str]:
+    out = ["<h2>Cross-validation on unseen signers</h2>"]
+    if not cv_path.is_file():
+        return out + [f"<p class='note'>No cv.json yet: run <code>kit cv {_e(run_dir)}</code> once a fold has "
+                      "finished.</p>"]
+    cv = json.loads(cv_path.read_text())
+    out.append(f"<p>Out-of-fold accuracy <b>{cv['oof_accuracy']:.4f}</b> over {cv['n_sequences']} sequences "
+               f"(chance {cv['chance']:.4f}).</p>")
+    folds = []
+    for k, acc in sorted(cv.get("fold_accuracy", {}).items(), key=lambda item: int(item[0])):
+        metrics = run_dir / f"fold{k}" / "metrics.json"
+        best = json.loads(metrics.read_text()).get("best_epoch", "-") if metrics.is_file() else "-"
+        folds.append([k, f"{acc:.4f}", best])
+    out.append(_table(["fold", "accuracy", "best epoch"], folds))
+    out += _participant_plot(cv.get("participant_accuracy", {}))
+    pairs = cv.get("confused_pairs", [])
+    out.append("<h3>Most confused signs</h3>")
+    out.append(_table(["true", "predicted", "count"], [[p["true"], p["predicted"], p["count"]] for p in pairs])
+               if pairs else "<p class='note'>No mistakes.</p>")
+    return out
+
+
+def _participant_plot(accuracy: dict[str, float]) -> list[str]:
+    from matplotlib.figure import Figure
+
+    if not accuracy:
+        return []
+    ranked = sorted(accuracy.items(), key=lambda item: item[1])
+    fig = Figure(figsize=(max(5.0, 0.4 * len(ranked) + 1.5), 3.2))
+    ax = fig.add_subplot()
+    ax.bar([p for p, _ in ranked], [a for _, a in ranked], color="#1f77b4")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.set_title("accuracy per held-out participant (worst first)", fontsize=9)
+    ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+    return ["<h3>Accuracy per participant</h3>", _img(fig, "accuracy per participant")]
+
+
+def _export_section(run_dir: Path, export_path: Path) -> list[str]:
+    out = ["<h2>Export gates</h2>"]
+    if not export_path.is_file():
+        return out + [f"<p class='note'>Not exported yet: <code>kit export {_e(run_dir)}</code> writes "
+                      f"{_e(export_path)}.</p>"]
+    info = json.loads(export_path.read_text())
+    gates = info.get("gates", [])
+    by_name = {g["name"]: g for g in gates}
+    verdict = "<span class='ok'>all gates passed</span>" if info.get("passed") else "<span class='fail'>a gate failed</span>"
+    headline = [f"{verdict}; model.tflite {info.get('size_bytes', 0) / 1e6:.2f} MB"
+                + (" (float16 weights)" if info.get("fp16") else "")]
+    latency = by_name.get("latency", {}).get("data", {}).get("xnnpack")
+    if latency:
+        headline.append(f"latency mean {latency['mean_ms']:.2f} ms, p95 {latency['p95_ms']:.2f} ms")
+    parity = by_name.get("parity", {}).get("data", {})
+    if parity:
+        headline.append(f"parity max |tflite - keras| {parity['max_abs_diff']:.1e}")
+    out.append(f"<p>{'; '.join(headline)}.</p>")
+    rows = [[_e(g["name"]), "<span class='ok'>ok</span>" if g["ok"] else "<span class='fail'>FAIL</span>",
+             _e(g["detail"])] for g in gates]
+    out.append(_table(["gate", "result", "detail"], rows, raw=True))
+    out.append(f"<p class='note'>models: {_e(', '.join(info.get('models', [])))}</p>")
+    return out
+
+
+def _config_section(config_path: Path) -> list[str]:
+    if not config_path.is_file():
+        return []
+    return ["<h2>Config</h2>", f"<pre>{_e(config_path.read_text())}</pre>"]
