@@ -121,7 +121,8 @@ def main() -> None:
     print(f"\n{N_SIGNS} signs x {N_SIGNERS} signers x {PER_SIGN}, {N_FOLDS}-fold GroupKFold by signer "
           f"(chance {chance:.3f})")
     print(f"baseline (logistic regression, time-pooled)  accuracy {base:.3f}  ({base_s:.0f} s)")
-    print(f"recipe {args.recipe or 'kit defaults'} ({cfg.model.name}, {cfg.train.epochs} epochs, {cfg.train.optimizer}, EMA {cfg.train.ema}, "
+    print(f"recipe {args.recipe or 'kit defaults'} ({cfg.model.name}, {cfg.train.epochs} epochs, "
+          f"{cfg.train.optimizer}, EMA {cfg.train.ema}, "
           f"mixup {cfg.train.mixup_alpha})  accuracy {result.oof_accuracy:.3f}  ({recipe_s:.0f} s)")
     print(f"ratio recipe / baseline: {result.oof_accuracy / base:.2f}x")
     for name, per_s in speed.items():
