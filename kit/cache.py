@@ -55,7 +55,11 @@ class CachedFile:
 
 
 class ShardWriter:
-    """Appends sequences to `shards/<name>.bin.tmp`; `commit` makes the shard and its manifest real."""
+    """Appends sequences to `shards/<name>.bin.tmp`; `commit` makes the shard and its manifest real.
+
+    Writing and committing may happen in different processes: a worker adds and `close`s (a closed writer
+    pickles), and the main process commits, so that the fsync there keeps no worker waiting for the disk.
+    """
 
     def __init__(self, cache_dir: Path, name: str):
         self.dir = Path(cache_dir) / SHARDS
@@ -71,16 +75,32 @@ class ShardWriter:
         self.entries.append(CachedFile(path, size, mtime_ns, self.name, self.frames, len(frames)))
         self.frames += len(frames)
 
+    def close(self) -> ShardWriter:
+        """Stop writing (the data is then in the page cache, not yet safely on disk)."""
+        if self._file is not None:
+            _writing(self._tmp, self._file.close)
+            self._file = None
+        return self
+
     def commit(self) -> list[CachedFile]:
         """Publish the shard (nothing if it holds no sequence); fsync first so a crash cannot expose zeros."""
-        _writing(self._tmp, lambda: (self._file.flush(), os.fsync(self._file.fileno()), self._file.close()))
+        self.close()
         if not self.entries:
-            self._tmp.unlink()
+            _writing(self._tmp, self._tmp.unlink)
             return []
+        _writing(self._tmp, lambda: _fsync(self._tmp))
         _writing(self._tmp, lambda: os.replace(self._tmp, self.dir / f"{self.name}.bin"))
         manifest = {"format": FORMAT, "frames": self.frames, "files": [_entry_json(e) for e in self.entries]}
         write_atomic(self.dir / f"{self.name}.json", json.dumps(manifest).encode())
         return self.entries
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR)  # (Windows flushes only files open for writing)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _entry_json(entry: CachedFile) -> dict:

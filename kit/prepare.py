@@ -5,6 +5,12 @@ and each streams its chunk of files into one shard of the cache, so memory stays
 of files. A shard is committed whole or not at all (kit.cache), and its manifest says which file version
 (path, size, mtime) it holds, so a re-run reads only new or changed files and a killed run resumes where it
 stopped. The cache is published (index.npz) only when every selected file is in it.
+
+What crosses between processes is small: a job is a list of paths (a whole shard's worth, so scheduling
+costs nothing per file), a result is the shard's file list; the frames go straight from a worker to its
+shard file. The main process, otherwise idle, commits each shard (fsync, manifest), so that no worker waits
+for the disk. Processes rather than threads: pyarrow and numpy release the GIL for most of a file's
+~1.2 ms, yet threads waiting for it in between ran 8,000 files 1.3x slower than processes on 2 cores.
 """
 
 from __future__ import annotations
@@ -94,9 +100,9 @@ class _Job:
 
 @dataclass(frozen=True)
 class _Done:
-    shard: str
-    frames: int
-    entries: list[CachedFile]
+    """A finished job: its shard as a worker wrote it (closed, not committed: `_run_jobs` commits it)."""
+
+    writer: ShardWriter
     bad: list[tuple[str, str, str]] = field(default_factory=list)  # (train.csv path, full path, problem)
     n_files: int = 0
 
@@ -125,9 +131,9 @@ def build_cache(data: str | os.PathLike, cache: str | os.PathLike, *, workers: i
         done, read_bad = _read_files(data, cache, todo, workers, skip_bad, _next_run(shards))
         shard_frames = {name: frames for name, (frames, _) in shards.items()}
         for result in done:
-            if result.entries:  # a job whose files were all bad committed no shard
-                shard_frames[result.shard] = result.frames
-                cached.update((e.path, e) for e in result.entries)
+            if result.writer.entries:  # a job whose files were all bad committed no shard
+                shard_frames[result.writer.name] = result.writer.frames
+                cached.update((e.path, e) for e in result.writer.entries)
         unreadable = {path for path, _ in read_bad}
         rows = [r for r in rows if r.path not in unreadable]
         entries = [cached[r.path] for r in rows]
@@ -266,20 +272,34 @@ def _read_files(data: Path, cache: Path, todo: list[Row], workers: int, skip_bad
 
 
 def _run_jobs(jobs: list[_Job], workers: int) -> Iterator[_Done]:
-    """Results as jobs finish; closing the generator cancels jobs not started and waits for running ones."""
+    """Results as jobs finish, each shard committed here, in the calling process.
+
+    Closing the generator (a bad file, Ctrl-C) cancels the jobs not started and commits the shards of those
+    running once they finish.
+    """
     if workers == 1 or len(jobs) == 1:  # no process start-up cost for small runs
         for job in jobs:
-            yield _read_shard(job)
+            yield _commit(_read_shard(job))
         return
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=_process_context())
+    running = {pool.submit(_read_shard, job) for job in jobs}
     try:
-        for future in as_completed([pool.submit(_read_shard, job) for job in jobs]):
-            yield future.result()
+        for future in as_completed(set(running)):
+            running.remove(future)
+            yield _commit(future.result())
     except BrokenProcessPool:
         raise KitError(f"{jobs[0].cache}: a worker process died (killed, or out of memory): run kit prepare again "
                        "(finished shards are kept), with fewer --workers if it happens again") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        for future in running:  # stopped early: keep what the jobs then running had read
+            if not future.cancelled() and future.exception() is None:
+                _commit(future.result())
+
+
+def _commit(result: _Done) -> _Done:
+    result.writer.commit()
+    return result
 
 
 def _process_context() -> multiprocessing.context.BaseContext:
@@ -305,7 +325,7 @@ def _per_file(results: Iterator[_Done]) -> Iterator[_Done | None]:
 
 
 def _read_shard(job: _Job) -> _Done:
-    """Worker: read each file of the job into one shard and commit it; stop at a bad file unless skip_bad."""
+    """Worker: read each file of the job into one shard (committed later); stop at a bad file unless skip_bad."""
     writer = ShardWriter(job.cache, job.shard)
     bad = []
     for full, path, size, mtime_ns in job.files:
@@ -317,8 +337,7 @@ def _read_shard(job: _Job) -> _Done:
                 break  # the files before it are still committed
             continue
         writer.add(path, size, mtime_ns, frames)
-    entries = writer.commit()
-    return _Done(job.shard, writer.frames, entries, bad, len(job.files))
+    return _Done(writer.close(), bad, len(job.files))
 
 
 def _newest(shards: dict[str, tuple[int, list[CachedFile]]]) -> dict[str, CachedFile]:
@@ -333,7 +352,14 @@ def _next_run(shards: dict) -> int:
 def _workers(workers: int) -> int:
     if workers < 0:
         raise KitError(f"--workers {workers}: must be 0 (one per CPU core) or more")
-    return workers or os.cpu_count() or 1
+    return workers or _usable_cores()
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the whole machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _bad_files(cache: Path, bad: list[tuple[str, str]], selected: list[Row], skip_bad: bool) -> Path | None:

@@ -6,6 +6,8 @@ them for data sets of hundreds of files).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -134,3 +136,40 @@ def test_bad_file_keeps_path_and_problem(tmp_path):
     assert caught.value.path == str(path)
     assert caught.value.problem == "empty file (0 bytes): download it again"
     assert str(caught.value) == f"{path}: empty file (0 bytes): download it again"
+
+
+@pytest.mark.parametrize("damage", ["face NaN", "pose NaN", "face inf", "hand inf", "hand 1e5"])
+def test_float16_reading_finds_the_same_damage_as_float32(tmp_path, damage):
+    """The float16 reader's one-pass check of the bits finds what the float32 checks find, with the same words."""
+    frames = random_frames(np.random.default_rng(2), 6)
+    frame, landmark = {"face NaN": (1, 7), "pose NaN": (4, 500), "face inf": (2, 3), "hand inf": (3, 530),
+                       "hand 1e5": (5, 470)}[damage]
+    frames[:, OFFSET["left_hand"]:OFFSET["left_hand"] + 21] = 0.5  # present, so that the hand values stick
+    frames[:, OFFSET["right_hand"]:OFFSET["right_hand"] + 21] = 0.5
+    frames[frame, landmark, 1] = {"NaN": np.nan, "inf": np.inf, "1e5": 1e5}[damage.split()[1]]
+    path = write_landmarks(tmp_path / "damaged.parquet", frames)
+    problems = []
+    for dtype in (np.float16, np.float32):
+        with pytest.raises(BadFile) as caught:
+            read_landmarks(path, dtype=dtype)
+        problems.append(caught.value.problem)
+    assert problems[0] == problems[1]
+    assert f"frame {frame}" in problems[0]
+
+
+def test_missing_hands_alone_are_not_damage(tmp_path):
+    """NaN hands (out of view) pass both checks; the float16 result is the float32 one rounded."""
+    frames = random_frames(np.random.default_rng(3), 9)
+    path = write_landmarks(tmp_path / "hands.parquet", frames)
+    assert np.isnan(frames).any()
+    np.testing.assert_array_equal(read_landmarks(path, dtype=np.float16), frames.astype(np.float16))
+
+
+def test_reading_imports_neither_pandas_nor_tensorflow(tmp_path):
+    """kit prepare stays light: reading files loads no pandas (0.15 s, ~60 MB) and no TensorFlow."""
+    path = write_landmarks(tmp_path / "a.parquet", random_frames(np.random.default_rng(4), 3))
+    code = ("import sys, numpy as np; import kit.prepare; from kit.parquet import read_landmarks; "
+            f"read_landmarks({str(path)!r}, dtype=np.float16); "
+            "print(sorted(m for m in ('pandas', 'tensorflow') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -292,6 +292,35 @@ def test_a_stopped_run_keeps_what_it_cached(tmp_path):
 
 # ---------------------------------------------------------------- incremental, resumable, subsets
 
+def test_parallel_workers_build_the_same_cache_as_one(tmp_path):
+    """Files in more shards than the 3 worker processes give the cache 1 worker gives, bad files alike."""
+    data = make_data(tmp_path / "data", 70, lengths=(2, 6), distinct=10)  # 16 files a shard: 5 shards
+    for bad in ("train_landmark_files/102/1004.parquet", "train_landmark_files/101/1066.parquet"):
+        (data / bad).write_bytes(b"")  # in the first and in the last shard
+    parallel = build_cache(data, tmp_path / "parallel", workers=3, skip_bad=True)
+    single = build_cache(data, tmp_path / "single", workers=1, skip_bad=True)
+    assert (parallel.read, parallel.skipped, parallel.sequences) == (68, 2, 68) == (single.read, single.skipped,
+                                                                                     single.sequences)
+    assert len(list((tmp_path / "parallel" / "shards").glob("*.json"))) == 5
+    assert_same_cache(open_cache(tmp_path / "parallel"), open_cache(tmp_path / "single"))
+    bad_files = [(tmp_path / name / "bad_files.csv").read_text() for name in ("parallel", "single")]
+    assert bad_files[0] == bad_files[1] and bad_files[0].count("empty file") == 2
+
+
+def test_a_bad_file_stops_parallel_workers_cleanly(tmp_path):
+    """A bad file stops a run of several workers: shards already read stay committed, no temp file is left."""
+    data = make_data(tmp_path / "data", 70, lengths=(2, 6), distinct=10)
+    (data / "train_landmark_files/102/1004.parquet").write_bytes(b"")  # 5th file of the first shard
+    cache = tmp_path / "cache"
+    with pytest.raises(KitError, match="empty file"):
+        build_cache(data, cache, workers=2)
+    kept = committed_paths(cache)
+    assert {f"train_landmark_files/{101 + i % 3}/{1000 + i}.parquet" for i in range(4)} <= kept
+    assert not list(cache.rglob("*.tmp"))
+    report = build_cache(data, cache, workers=2, skip_bad=True)
+    assert (report.reused, report.read, report.skipped) == (len(kept), 69 - len(kept), 1)
+
+
 def test_rerun_reads_only_new_and_changed_files(tmp_path):
     """A re-run reads only files added to train.csv or changed (size or mtime) since, and gives a clean build."""
     data = make_data(tmp_path / "data", 20)
