@@ -6,7 +6,7 @@ exports them in float32 and float16 through `kit export`, and prints what the ex
 with the XNNPACK delegate and with plain builtin kernels, as ratios of the limits.
 Targets on this machine: mean <= 20 ms and size <= 20 MB.
 
-    python bench/latency.py [--model llama_small] [--max-len 64]
+    python bench/latency.py [--model llama_small] [--max-len 64] [--recipe mlp80]
 """
 
 from __future__ import annotations
@@ -19,15 +19,17 @@ from pathlib import Path
 TARGET_MS, TARGET_MB = 20.0, 20.0
 
 
-def build_run(run_dir: Path, model: str, max_len: int, n_models: int = 3) -> None:
+def build_run(run_dir: Path, base, model: str, max_len: int, n_models: int = 3) -> None:
+    import dataclasses
+
     import keras
 
-    from kit.config import Config, ModelConfig, PreprocessConfig
     from kit.train import build_model
 
     for k in range(n_models):
         keras.utils.set_random_seed(k)
-        cfg = Config(preprocess=PreprocessConfig(max_len=max_len), model=ModelConfig(name=model))
+        cfg = dataclasses.replace(base, preprocess=dataclasses.replace(base.preprocess, max_len=max_len),
+                                  model=dataclasses.replace(base.model, name=model))
         fold = run_dir / f"fold{k}"
         fold.mkdir(parents=True)
         cfg.save(fold / "config.json")
@@ -36,7 +38,7 @@ def build_run(run_dir: Path, model: str, max_len: int, n_models: int = 3) -> Non
 
 
 def main() -> None:
-    from kit.config import Config
+    from kit.config import Config, recipe
     from kit.export import export
     from kit.gates import LATENCY_LIMIT_MS, SIZE_LIMIT_MB
 
@@ -44,18 +46,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=defaults.model.name)
     parser.add_argument("--max-len", type=int, default=defaults.preprocess.max_len)
+    parser.add_argument("--recipe", help="take model and feature options from a recipe (e.g. mlp80)")
     args = parser.parse_args()
+    base = recipe(args.recipe) if args.recipe else defaults
+    model = base.model.name if args.recipe and args.model == defaults.model.name else args.model
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        build_run(run, args.model, args.max_len)
+        build_run(run, base, model, args.max_len)
         for fp16 in (False, True):
             result = export(run, out_dir=Path(tmp) / f"export_fp{16 if fp16 else 32}", top=3, fp16=fp16)
             gates = {g.name: g.data for g in result.gates}
             rows.append((fp16, result.size_bytes / 1e6, gates["latency"], gates["parity"]["max_abs_diff"]))
 
-    print(f"\n3 x {args.model}, max_len {args.max_len}; limits {LATENCY_LIMIT_MS:.0f} ms and {SIZE_LIMIT_MB:.0f} MB; "
+    features = f" ({args.recipe} features)" if args.recipe else ""
+    print(f"\n3 x {model}{features}, max_len {args.max_len}; limits {LATENCY_LIMIT_MS:.0f} ms and {SIZE_LIMIT_MB:.0f} MB; "
           f"targets {TARGET_MS:.0f} ms and {TARGET_MB:.0f} MB")
     print(f"{'weights':8} {'size MB':>8} {'/limit':>7} {'runtime':8} {'mean ms':>8} {'p95 ms':>8} {'/limit':>7} "
           f"{'parity':>8}  target")
