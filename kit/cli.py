@@ -247,7 +247,7 @@ def demo(
 ) -> None:
     """The whole pipeline on built-in synthetic data: synth -> prepare -> train 3 folds -> export -> evaluate.
 
-    Evaluation uses signers that no model saw. About 5 minutes on 2 CPU cores.
+    Evaluation uses signers that no model saw. About 2-3 minutes on 2 CPU cores.
 
     Example: kit demo --out demo
     """
