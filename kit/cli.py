@@ -350,6 +350,9 @@ def stats(
         raise _fail(err)
     Console(highlight=False).print(*result.tables())
     typer.echo(result)
+    if result.bad:  # everything readable is counted and plotted above; the exit status still says it was not all
+        path, problem = result.bad[0]
+        raise _fail(KitError(f"{path}: {problem} ({len(result.bad)} unreadable file(s) left out of the counts)"))
 
 
 @app.command()

@@ -57,7 +57,8 @@ def test_counts_lengths_and_missing_rates_match_the_files(data, tmp_path):
 
 
 def test_cache_gives_the_same_numbers_and_bad_files_are_named(data, tmp_path):
-    """--cache reads the same lengths and missing rates as parquet; an unreadable file is listed, not fatal."""
+    """--cache reads the same lengths and missing rates as parquet; an unreadable file is listed, the rest counted,
+    and the command exits 1 naming it."""
     from kit.prepare import build_cache
 
     build_cache(data, tmp_path / "cache", workers=1)
@@ -73,6 +74,10 @@ def test_cache_gives_the_same_numbers_and_bad_files_are_named(data, tmp_path):
     stats = data_stats(broken, out_dir=tmp_path / "b")
     assert len(stats.bad) == 1 and first in stats.bad[0][0] and "empty file" in str(stats)
     assert sum(len(v) for v in stats.lengths.values()) == 1
+    result = runner.invoke(app, ["stats", str(broken), "--out", str(tmp_path / "b2")])
+    assert result.exit_code == 1, "the counts are printed, but a bad file still fails the command"
+    assert "Error: " in result.output and first in result.output and "empty file" in result.output
+    assert (tmp_path / "b2" / "signs.png").is_file()
 
 
 def test_missing_train_csv_is_one_line_error(tmp_path):
