@@ -26,7 +26,7 @@ class PreprocessConfig:
     drop_handless: bool = True
     # The 80th-place feature options (kit/features.py); all off = the 26th-place recipe above.
     dominant_hand: bool = False  # keep the hand with fewer missing frames, mirrored to be a right hand
-    shoulder_unit: bool = False  # shoulder width as the unit of length instead of the spread of the points
+    shoulder_unit: bool = False  # shoulder width as the unit of length (the spread where shoulders are never seen)
     distances: bool = False  # hand-to-face and wrist-to-fingertip distances
     angles: bool = False  # finger joint angles and the hand-elbow-shoulder angle
     motion: bool = False  # velocity and acceleration of every kept coordinate
