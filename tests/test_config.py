@@ -81,3 +81,5 @@ def test_recipes_are_reachable_from_the_cli_and_typos_list_them():
     assert shown["model"]["name"] == "mlp" and shown["preprocess"]["distances"] and shown["train"]["epochs"] == 2
     bad = CliRunner().invoke(app, ["config", "--recipe", "mlp81"])
     assert bad.exit_code == 1 and "recipes: llama26, conv1st, mlp80" in bad.output
+    both = CliRunner().invoke(app, ["config", "--recipe", "mlp80", "--config", "run/config.json"])
+    assert both.exit_code == 1 and "--config or --recipe, not both" in both.output
