@@ -242,7 +242,7 @@ def show(paths: Sequence[str | os.PathLike] = (), out: str | os.PathLike | None 
          cache_dir: str | os.PathLike | None = None, sequence_ids: Sequence[int] = (), dpi: int = DPI) -> ShowResult:
     """Render one or two sequences (parquet files, or cached sequences by id) side by side into `out`.
 
-    `out` defaults to `<stem>.gif` in the current folder; `.mp4` needs an ffmpeg that matplotlib can find.
+    `out` defaults to `<stem>.gif` in the current folder; `.mp4` needs ffmpeg (system, or `kit[video]`).
     `model_view` draws them after preprocessing with the config of `run_dir` (its config.json), else the default.
     """
     if sequence_ids and cache_dir is None:
@@ -289,12 +289,24 @@ def _check_out(out: Path) -> None:
     suffix = out.suffix.lower()
     if suffix not in (".gif", ".mp4"):
         raise KitError(f"{out}: kit show writes .gif or .mp4; give --out NAME.gif")
-    if suffix == ".mp4":
-        from matplotlib import animation
+    if suffix == ".mp4" and not find_ffmpeg():
+        raise KitError(f"{out}: writing .mp4 needs ffmpeg, found neither on PATH nor from imageio-ffmpeg: "
+                       f"pip install 'kit[video]', or write a GIF with --out {out.with_suffix('.gif').name}")
 
-        if not animation.writers.is_available("ffmpeg"):
-            raise KitError(f"{out}: writing .mp4 needs ffmpeg, which matplotlib cannot find here: install ffmpeg "
-                           f"or write a GIF with --out {out.with_suffix('.gif').name}")
+
+def find_ffmpeg() -> bool:
+    """Whether matplotlib can write MP4: a system ffmpeg, else the binary the `imageio-ffmpeg` wheel ships."""
+    import matplotlib
+    from matplotlib import animation
+
+    if animation.writers.is_available("ffmpeg"):
+        return True
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return False
+    matplotlib.rcParams["animation.ffmpeg_path"] = imageio_ffmpeg.get_ffmpeg_exe()
+    return animation.writers.is_available("ffmpeg")
 
 
 def _write(renderer: Renderer, out: Path, fps: float) -> None:

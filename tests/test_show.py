@@ -129,10 +129,8 @@ def test_model_view_draws_what_preprocess_returns(synth_data, tmp_path):
 
 
 def test_cached_sequence_shows_and_bad_requests_fail_in_one_line(synth_data, tmp_path):
-    """--cache DIR --sequence-id ID draws a cached sequence; mp4 without ffmpeg, unknown ids and missing
-    arguments are one-line errors naming the fix."""
-    from matplotlib import animation
-
+    """--cache DIR --sequence-id ID draws a cached sequence; unknown ids and missing arguments are one-line
+    errors naming the fix."""
     from kit.cache import open_cache
     from kit.prepare import build_cache
 
@@ -151,10 +149,26 @@ def test_cached_sequence_shows_and_bad_requests_fail_in_one_line(synth_data, tmp
              (["show", "--sequence-id", str(sid)], "needs --cache"),
              (["show", path, path, path], "two side by side"),
              (["show", path, "--out", str(tmp_path / "x.png")], ".gif or .mp4")]
-    if not animation.writers.is_available("ffmpeg"):
-        cases.append((["show", path, "--out", str(tmp_path / "x.mp4")], "--out x.gif"))
     for args, message in cases:
         result = runner.invoke(app, args)
         assert result.exit_code == 1, (args, result.output)
         assert result.output.startswith("Error: ") and message in result.output, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_mp4_is_written_with_ffmpeg_and_refused_in_one_line_without(synth_data, tmp_path, monkeypatch):
+    """--out FILE.mp4 writes an MP4 (ISO media: an `ftyp` box first) with the ffmpeg of kit[video]; where no ffmpeg
+    can be found it fails before drawing, in one line that names the fix."""
+    import kit.show
+
+    path = str(synth_files(synth_data)[0])
+    out = tmp_path / "sign.mp4"
+    result = runner.invoke(app, ["show", path, "--out", str(out), "--dpi", str(SMALL_DPI)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 1000 and out.read_bytes()[4:8] == b"ftyp"
+
+    monkeypatch.setattr(kit.show, "find_ffmpeg", lambda: False)
+    result = runner.invoke(app, ["show", path, "--out", str(tmp_path / "x.mp4")])
+    assert result.exit_code == 1 and result.output.startswith("Error: ")
+    assert "kit[video]" in result.output and "--out x.gif" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "x.mp4").exists()
