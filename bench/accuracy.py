@@ -59,19 +59,22 @@ def training_speed(cache, cfg, steps: int = 6) -> dict[str, float]:
 
     import keras
 
+    from kit.config import RECIPES, recipe
     from kit.models import list_models
     from kit.pipeline import make_dataset
     from kit.train import _optimizer, build_model
 
-    from kit.config import RECIPES, recipe
-
     # A model whose recipe engineers features (the mlp) is timed on those features; the others on cfg's.
-    own = {recipe(r).model.name: recipe(r).preprocess for r in RECIPES if recipe(r).model.name != "llama_small"}
+    own = {c.model.name: dataclasses.replace(c.preprocess, max_len=cfg.preprocess.max_len)
+           for c in map(recipe, RECIPES) if c.model.name != "llama_small"}
+    batches_for: dict = {}  # one set of batches per distinct preprocessing
     out = {}
     for name in list_models():
-        pre = dataclasses.replace(own[name], max_len=cfg.preprocess.max_len) if name in own else cfg.preprocess
+        pre = own.get(name, cfg.preprocess)
         mcfg = dataclasses.replace(cfg, preprocess=pre, model=dataclasses.replace(cfg.model, name=name, overrides={}))
-        batches = list(make_dataset(cache, np.arange(len(cache)), mcfg, training=True).take(steps + 1))
+        if pre not in batches_for:
+            batches_for[pre] = list(make_dataset(cache, np.arange(len(cache)), mcfg, training=True).take(steps + 1))
+        batches = batches_for[pre]
         model = build_model(mcfg)
         model.compile(optimizer=_optimizer(mcfg, 10), loss=keras.losses.CategoricalCrossentropy(from_logits=True))
         model.train_on_batch(*batches[0])  # compile and warm up

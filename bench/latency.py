@@ -61,7 +61,8 @@ def main() -> None:
             rows.append((fp16, result.size_bytes / 1e6, gates["latency"], gates["parity"]["max_abs_diff"]))
 
     features = f" ({args.recipe} features)" if args.recipe else ""
-    print(f"\n3 x {model}{features}, max_len {args.max_len}; limits {LATENCY_LIMIT_MS:.0f} ms and {SIZE_LIMIT_MB:.0f} MB; "
+    print(f"\n3 x {model}{features}, max_len {args.max_len}; "
+          f"limits {LATENCY_LIMIT_MS:.0f} ms and {SIZE_LIMIT_MB:.0f} MB; "
           f"targets {TARGET_MS:.0f} ms and {TARGET_MB:.0f} MB")
     print(f"{'weights':8} {'size MB':>8} {'/limit':>7} {'runtime':8} {'mean ms':>8} {'p95 ms':>8} {'/limit':>7} "
           f"{'parity':>8}  target")

@@ -143,7 +143,8 @@ def cv(run_dir: Path = typer.Argument(..., help="Run directory written by kit tr
 @app.command()
 def config(
     file: Optional[Path] = typer.Option(None, "--config", help="Start from this JSON config instead of the defaults."),
-    recipe: Optional[str] = typer.Option(None, "--recipe", help="Start from a winning recipe: llama26, conv1st, mlp80."),
+    recipe: Optional[str] = typer.Option(None, "--recipe",
+                                         help="Start from a winning recipe: llama26, conv1st, mlp80."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
 ) -> None:
     """Print the training config that kit train would use (every key --set accepts), as JSON.

@@ -18,7 +18,7 @@ from kit.config import PreprocessConfig
 # Wrist and the 5 fingertips: the hand points whose distances to the face say where the sign is made.
 _HAND_TIPS = (L.HAND_WRIST,) + L.HAND_FINGERTIPS
 # Face references: nose tip, upper and lower lip centre, outer eye corners.
-_FACE_REFS = ((L.OFFSET["face"] + L.NOSE_FACE), L.OFFSET["face"] + 0, L.OFFSET["face"] + 17,
+_FACE_REFS = (L.OFFSET["face"] + L.NOSE_FACE, L.OFFSET["face"] + 0, L.OFFSET["face"] + 17,
               L.OFFSET["face"] + 33, L.OFFSET["face"] + 263)
 # Finger joints as (previous, joint, next) along each finger: 3 bends a finger, 15 a hand.
 _JOINTS = tuple((finger[i - 1], finger[i], finger[i + 1])
@@ -68,16 +68,16 @@ def dominant_first(frames: tf.Tensor) -> tf.Tensor:
     then always the right one (x -> 1 - x and left <-> right, the mirror of the training augmentation)."""
     from kit.augment import mirror
 
-    missing = tf.math.is_nan(frames[:, L.OFFSET["left_hand"] + L.HAND_WRIST, 0])
-    left_missing = tf.reduce_sum(tf.cast(missing, tf.int32))
-    right_missing = tf.reduce_sum(tf.cast(tf.math.is_nan(frames[:, L.OFFSET["right_hand"] + L.HAND_WRIST, 0]),
-                                          tf.int32))
-    return tf.cond(left_missing < right_missing, lambda: mirror(frames), lambda: frames)
+    def missing(hand: str) -> tf.Tensor:  # frames without this hand (its wrist stands for the whole hand)
+        return tf.reduce_sum(tf.cast(tf.math.is_nan(frames[:, L.OFFSET[hand] + L.HAND_WRIST, 0]), tf.int32))
+
+    return tf.cond(missing("left_hand") < missing("right_hand"), lambda: mirror(frames), lambda: frames)
 
 
 def active_span(points: tf.Tensor, n_hand_points: int, min_motion: float = 0.01) -> tuple[tf.Tensor, tf.Tensor]:
     """[first, last] frames of the sign: idle frames at the start and end (no hand in view, or the hands moving
-    less than `min_motion` units to either neighbour) are cut; idle frames inside the sign are kept. All idle: every frame."""
+    less than `min_motion` units to either neighbour) are cut; idle frames inside the sign are kept.
+    All idle: every frame."""
     hand = points[:, :n_hand_points]
     step = tf.abs(hand[1:] - hand[:-1])  # [T-1, H, C], NaN where a hand is missing in either frame
     seen = ~tf.math.is_nan(step)

@@ -25,6 +25,7 @@ from kit import features as F
 from kit import landmarks as L
 from kit.config import PreprocessConfig
 
+
 def n_features(cfg: PreprocessConfig) -> int:
     """Width of one preprocessed frame."""
     coords = F.n_coordinates(cfg) * (3 if cfg.use_z else 2)

@@ -63,6 +63,7 @@ def build_mlp(max_len: int, n_features: int, n_classes: int, frame_dim: int, hid
 
 @register_model
 def mlp(max_len: int, n_features: int, n_classes: int = 250, **overrides) -> keras.Model:
-    """80th-place FC network: 256-wide frame MLP, thirds + mean + max pooling, 2 x 768 layers, dropout 0.3 (about 2M parameters: three fit 40 MB in fp32)."""
+    """80th-place FC network: 256-wide frame MLP, thirds + mean + max pooling, 2 x 768 layers, dropout 0.3
+    (about 2M parameters: three fit 40 MB in fp32)."""
     sizes = merge_sizes(dict(frame_dim=256, hidden=768, depth=2, segments=3, dropout=0.3), overrides, "mlp")
     return build_mlp(max_len, n_features, n_classes, name="mlp", **sizes)
