@@ -34,25 +34,51 @@ def mirror_permutation() -> np.ndarray:
 _MIRROR = mirror_permutation()
 
 
-def mirror(frames: tf.Tensor) -> tf.Tensor:
-    """Mirror a raw sequence: x -> 1 - x (MediaPipe x is in [0, 1] of the image width) and left <-> right."""
-    frames = tf.gather(frames, _MIRROR, axis=1)
-    return tf.concat([1.0 - frames[..., :1], frames[..., 1:]], axis=-1)
+def _mirror_maps(layout=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mirror as (flat gather index, multiplier, offset) over a frame flattened to (point, channel)."""
+    perm = _MIRROR if layout is None else L.columns(_MIRROR[np.asarray(layout)], layout)
+    flat_perm = (np.asarray(perm, np.int64)[:, None] * 3 + np.arange(3)).ravel().astype(np.int32)
+    flip = np.tile(np.asarray([-1.0, 1.0, 1.0], np.float32), len(perm))  # x -> -x + 1, exactly 1 - x
+    shift = np.tile(np.asarray([1.0, 0.0, 0.0], np.float32), len(perm))
+    return flat_perm, flip, shift
 
 
-def random_mirror(frames: tf.Tensor, prob: float, seed: tf.Tensor) -> tf.Tensor:
-    """Mirror with probability `prob`, drawn from a stateless seed so epochs are reproducible."""
-    draw = tf.random.stateless_uniform([], seed=seed)
-    return tf.cond(draw < prob, lambda: mirror(frames), lambda: frames)
+def _remap(frames: tf.Tensor, flat_perm, flip, shift) -> tf.Tensor:
+    # One gather over the flattened (point, channel) axis and a multiply-add: a third of the ops of
+    # gather + slice + concat, and ops are what a per-sequence step in tf.data pays for.
+    points = int(flip.shape[0]) // 3
+    flat = tf.gather(tf.reshape(frames, [-1, points * 3]), flat_perm, axis=1) * flip + shift
+    return tf.reshape(flat, [-1, points, 3])
+
+
+def mirror(frames: tf.Tensor, layout=None) -> tf.Tensor:
+    """Mirror a raw sequence: x -> 1 - x (MediaPipe x is in [0, 1] of the image width) and left <-> right.
+
+    `layout`: the landmarks the frame holds (kit.landmarks.columns); None is all 543.
+    """
+    return _remap(frames, *_mirror_maps(layout))
+
+
+def random_mirror(frames: tf.Tensor, prob: float, seed: tf.Tensor, layout=None) -> tf.Tensor:
+    """Mirror with probability `prob`, drawn from a stateless seed so epochs are reproducible.
+
+    The draw picks the index map (the mirror's or the identity), not the output: one gather either way.
+    """
+    flat_perm, flip, shift = _mirror_maps(layout)
+    chosen = tf.random.stateless_uniform([], seed=seed) < prob
+    identity = np.arange(len(flat_perm), dtype=np.int32)
+    return _remap(frames, tf.where(chosen, flat_perm, identity), tf.where(chosen, flip, np.ones_like(flip)),
+                  tf.where(chosen, shift, np.zeros_like(shift)))
 
 
 def random_affine(frames: tf.Tensor, rotate_deg: float, scale_range: float, noise_std: float,
-                  seed: tf.Tensor) -> tf.Tensor:
+                  seed: tf.Tensor, layout=None) -> tf.Tensor:
     """Rotate (image plane) and zoom around the head, then add Gaussian noise; NaN (missing) stays NaN."""
     draws = tf.random.stateless_uniform([2], seed=seed, minval=-1.0, maxval=1.0)
     angle = draws[0] * rotate_deg * np.pi / 180.0
     scale = 1.0 + draws[1] * scale_range
-    head = frames[:, L.HEAD : L.HEAD + 1, :2]  # [T, 1, 2]
+    head_at = int(L.columns([L.HEAD], layout)[0])
+    head = frames[:, head_at : head_at + 1, :2]  # [T, 1, 2]
     xy = frames[..., :2] - head
     cos, sin = tf.cos(angle), tf.sin(angle)
     x = scale * (cos * xy[..., 0] - sin * xy[..., 1])

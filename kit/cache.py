@@ -207,6 +207,7 @@ class Cache:
         self._shard_names = [str(s) for s in index["shards"]]
         self._shard_frames = index["shard_frames"]
         self._maps: dict[int, np.memmap] = {}
+        self._resident = None  # the landmarks training reads, in RAM (kit.pipeline.resident)
 
     def __len__(self) -> int:
         return len(self.sequence_ids)
@@ -216,10 +217,14 @@ class Cache:
 
     def frames(self, i: int) -> np.ndarray:
         """Sequence `i` as float32 `[n_frames, 543, 3]`, NaN where a landmark is missing."""
+        return self.raw_frames(i).astype(np.float32)
+
+    def raw_frames(self, i: int) -> np.ndarray:
+        """Sequence `i` as stored: a float16 `[n_frames, 543, 3]` view of the memory-mapped shard."""
         if not -len(self) <= i < len(self):
             raise IndexError(f"sequence {i} out of range for a cache of {len(self)}")
         start = int(self._offsets[i])
-        return self._map(int(self._shard[i]))[start:start + int(self.lengths[i])].astype(np.float32)
+        return self._map(int(self._shard[i]))[start:start + int(self.lengths[i])]
 
     def _map(self, shard: int) -> np.memmap:
         # Opened on first use: a memmap holds a file descriptor, and training may touch only some shards.
@@ -231,7 +236,7 @@ class Cache:
 
     def __getstate__(self) -> dict:
         # Sent to worker processes without the maps (pickling a memmap would copy its whole shard).
-        return {**self.__dict__, "_maps": {}}
+        return {**self.__dict__, "_maps": {}, "_resident": None}
 
 
 def open_cache(cache_dir: str | os.PathLike) -> Cache:

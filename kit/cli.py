@@ -1,6 +1,7 @@
 """The `kit` command line: each command parses its options, calls one library function and reports.
 
-Heavy imports (TensorFlow, the Kaggle client) happen inside the commands so that `kit --help` is instant.
+Heavy imports (TensorFlow, the Kaggle client) happen inside the commands so that `kit --help` is instant; kit.quiet
+keeps TensorFlow's start-up log lines off the terminal.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from typing import Optional
 
 import typer
 
+from kit import quiet
 from kit.errors import KitError
+
+quiet.install()  # before any command imports TensorFlow: its start-up chatter stays off the terminal
 
 app = typer.Typer(
     add_completion=False,
@@ -50,15 +54,36 @@ def synth(
     participants: int = typer.Option(8, help="Number of synthetic signers."),
     per_sign: int = typer.Option(4, "--per-sign", help="Sequences per sign and signer."),
     seed: int = typer.Option(0, help="Random seed: the same seed writes the same files."),
+    like_competition: bool = typer.Option(
+        False, "--like-competition", help="The real data set's shape instead: 94,477 sequences of the 21 real "
+        "signer ids with their real counts, 250 signs, real-like lengths (~42 GB); resumable."),
+    fraction: float = typer.Option(
+        1.0, help="With --like-competition: write only this share of every signer's sequences (a subset)."),
+    counts: Optional[Path] = typer.Option(
+        None, "--counts", help="With --like-competition: sequences per signer from this CSV's participant_id "
+        "column (e.g. the real train.csv) instead of the built-in real counts."),
+    workers: int = typer.Option(0, help="With --like-competition: worker processes (0: one per CPU core)."),
 ) -> None:
     """Write a synthetic data set in exactly the competition's layout (train.csv, parquet files, sign map).
 
     Example: kit synth --out data/synth --signs 25 --participants 8
+    Example: kit synth --like-competition --fraction 0.05 --out data/rehearsal
     """
-    from kit.synth import synthesize
-
     try:
-        summary = synthesize(out, n_signs=signs, n_participants=participants, per_sign=per_sign, seed=seed)
+        if like_competition:
+            from kit.rehearsal import counts_from_csv, synthesize_like_competition
+
+            if (signs, participants, per_sign) != (25, 8, 4):
+                raise KitError("--signs, --participants and --per-sign do not go with --like-competition, whose "
+                               "shape is the real one; use --fraction for a smaller set")
+            summary = synthesize_like_competition(out, fraction=fraction, seed=seed, workers=workers,
+                                                  counts=counts_from_csv(counts) if counts else None)
+        else:
+            from kit.synth import synthesize
+
+            if fraction != 1.0 or counts or workers:
+                raise KitError("--fraction, --counts and --workers go with --like-competition")
+            summary = synthesize(out, n_signs=signs, n_participants=participants, per_sign=per_sign, seed=seed)
     except KitError as err:
         raise _fail(err)
     typer.echo(summary)
@@ -90,10 +115,19 @@ def prepare(
 
 @app.command()
 def train(
-    cache: Path = typer.Option(Path("cache"), "--cache", help="Cache written by kit prepare."),
-    out: Path = typer.Option(Path("runs/run"), "--out", help="Run directory (config, folds, weights, metrics)."),
-    folds: int = typer.Option(5, help="GroupKFold folds by participant: every signer is held out once."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Cache written by kit prepare (default: cache, or "
+                                         "the --from-cv run's)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory: config, folds, weights, metrics (default: "
+                                       "runs/run; with --from-cv, that run, beside its folds)."),
+    folds: Optional[int] = typer.Option(None, help="GroupKFold folds by participant: every signer is held out once "
+                                        "(default 5)."),
     fold: Optional[list[int]] = typer.Option(None, help="Train only this fold (repeatable), e.g. --fold 0."),
+    full: bool = typer.Option(False, "--full", help="Final fits on every signer, no fold held out (RUN/full0 ...); "
+                              "the epoch count comes from --epochs or --from-cv."),
+    from_cv: Optional[Path] = typer.Option(None, "--from-cv", help="With --full: epochs = rounded mean of this run's "
+                                           "folds' best epochs; its config and cache unless given."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="With --full: N models, seeds train.seed+0..N-1 "
+                                        "(default 1)."),
     epochs: Optional[int] = typer.Option(None, help="Shortcut for --set train.epochs=E."),
     model: Optional[str] = typer.Option(None, help="Shortcut for --set model.name=NAME (see kit models)."),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON config to start from (e.g. a run's config.json)."),
@@ -101,29 +135,46 @@ def train(
                                          "llama26, conv1st, mlp80 (kit config --recipe NAME shows it)."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
     strategy: str = typer.Option("auto", help="auto | cpu | mirrored | tpu (auto: mirrored on several GPUs)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this killed run from its last epoch."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this killed run (folds, full fits) from its last epoch."),
 ) -> None:
-    """Train fold models on unseen-signer splits, keeping out-of-fold predictions, the best weights and metrics.
+    """Train fold models on unseen-signer splits, keeping out-of-fold predictions, the best weights and metrics;
+    or, with --full, final models on every signer for an epoch count that cross-validation chose.
 
     Example: kit train --cache cache --out runs/base --folds 5 --set train.epochs=60 --set train.mixup_alpha=0.5
     Example: kit train --cache cache --out runs/mlp --recipe mlp80
+    Example: kit train --full --from-cv runs/base --seeds 3
+    Example: kit train --full --cache cache --out runs/final --epochs 40 --set train.precision=mixed_bfloat16
     Example: kit train --resume runs/base
     """
     from kit import config as config_mod
+    from kit import full as full_fits
     from kit import train as training
 
     try:
         if resume is not None:
-            result = training.resume(resume)
+            results = training.resume(resume)
         else:
-            cfg = _base_config(config, recipe)
             shortcuts = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
                 [f'model.name="{model}"'] if model else [])
-            cfg = config_mod.apply_overrides(cfg, shortcuts + list(set_ or []))
-            result = training.train(cfg, cache, out, n_folds=folds, only_folds=fold or None, strategy=strategy)
+            overrides = shortcuts + list(set_ or [])
+            if full:
+                if folds is not None or fold:
+                    raise KitError("--full trains on every signer: drop --folds/--fold (train folds and full fits "
+                                   "with two commands)")
+                base = _base_config(config, recipe) if config or recipe else None
+                plan = full_fits.plan_full(base, overrides, from_cv=from_cv, cache_dir=cache, run_dir=out)
+                results = [full_fits.train_full(plan, seeds=1 if seeds is None else seeds, strategy=strategy)]
+            else:
+                if from_cv is not None or seeds is not None:
+                    raise KitError("--from-cv and --seeds go with --full (folds are seeded train.seed + fold)")
+                cfg = config_mod.apply_overrides(_base_config(config, recipe), overrides)
+                results = [training.train(cfg, cache or training.DEFAULT_CACHE, out or training.DEFAULT_RUN,
+                                          n_folds=5 if folds is None else folds, only_folds=fold or None,
+                                          strategy=strategy)]
     except KitError as err:
         raise _fail(err)
-    typer.echo(result)
+    for result in results:
+        typer.echo(result)
 
 
 @app.command()

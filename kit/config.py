@@ -17,6 +17,12 @@ from typing import Any
 from kit.errors import KitError
 
 
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+JIT_COMPILE = ("auto", "on", "off")
+# Keys whose value is one of a few names: anything else is refused when the config is built, listing them.
+CHOICES = {"train.precision": PRECISIONS, "train.jit_compile": JIT_COMPILE}
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
     max_len: int = 64  # synthetic and most real sequences are shorter; 384 in the 1st-place recipe for full data
@@ -60,6 +66,17 @@ class TrainConfig:
     scale_range: float = 0.0  # random zoom, uniform in 1 +- scale_range, around the head
     noise_std: float = 0.0  # Gaussian noise added to every visible coordinate
     seed: int = 0
+    # Compute dtype (weights, logits and the loss stay float32; export always rebuilds float32). float32 by default:
+    # exact, and the only one CPUs run fast; mixed_bfloat16 is the one to try on a TPU or a GPU since Ampere (about
+    # twice the speed, no loss scaling); mixed_float16 for older GPUs (Keras scales the loss for it).
+    precision: str = "float32"
+    # XLA: auto = on under JAX (it always compiles through XLA) or when TF sees a GPU/TPU, off on a CPU under TF
+    # (XLA compiles these models slowly there and runs no faster); on | off force it.
+    jit_compile: str = "auto"
+    # Batches per epoch; 0 = one pass over the training sequences. The pipeline is one endless stream, so an
+    # epoch may be any length: shorter ones validate and back up more often on the full data, or rehearse a
+    # fraction of an epoch (bench/fullscale.py).
+    steps_per_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -165,6 +182,9 @@ def _build(cls: type, values: dict, prefix: str):
     for key, value in values.items():
         if key not in known:
             raise KitError(f"unknown key {prefix}.{key}; valid: {', '.join(f'{prefix}.{k}' for k in sorted(known))}")
+        choices = CHOICES.get(f"{prefix}.{key}")
+        if choices is not None and value not in choices:
+            raise KitError(f"{prefix}.{key}={value!r} is not known; use one of {', '.join(choices)}")
         out[key] = _check_type(hints[key], value, f"{prefix}.{key}")
     return cls(**out)
 

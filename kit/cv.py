@@ -1,6 +1,7 @@
 """Cross-validation summaries from the folds present in a run: cv.json and report.md.
 
 Folds may be trained on different machines (`kit train --fold K`); `kit cv RUN` merges whatever is there.
+Full fits on every signer (RUN/full*, kit train --full) hold no signer out, so they never count here.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class CVResult:
 def load_oof(run_dir: Path) -> dict[int, dict[str, np.ndarray]]:
     """The out-of-fold predictions of every finished fold, by fold number."""
     parts = sorted(Path(run_dir).glob("fold*/oof.npz"))
+    if not parts and list(Path(run_dir).glob("full*/metrics.json")):
+        raise KitError(f"{run_dir}: only full fits on every signer, which have no out-of-fold predictions; "
+                       f"train folds to cross-validate (kit train --cache CACHE --out {run_dir} --folds 5)")
     if not parts:
         raise KitError(f"{run_dir}: no finished fold (fold*/oof.npz); run kit train first")
     out = {}

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import keras
 
+from kit.devices import announce
 from kit.errors import KitError
 from kit.progress import say
 
@@ -22,6 +23,7 @@ def strategy_scope(name: str = "auto") -> Iterator[int]:
     """Build and compile models inside this scope; yields the number of replicas (scale the batch by it)."""
     if name not in STRATEGIES:
         raise KitError(f"--strategy {name!r} is not known; use one of {', '.join(STRATEGIES)}")
+    announce()
     if keras.backend.backend() == "jax":
         yield _jax_data_parallel(name)
         return

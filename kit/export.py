@@ -1,7 +1,9 @@
 """`kit export`: one TFLite graph that preprocesses once and averages the probabilities of N fold models.
 
-Models are rebuilt from each fold's saved config and weights under the TensorFlow backend, so a run trained
-under JAX exports the same way. Only builtin TFLite ops are allowed (the scorer has no Flex delegate).
+Models are rebuilt in float32 from each fold's saved config and weights under the TensorFlow backend, so a run
+trained under JAX or in mixed precision exports the same way. Only builtin TFLite ops are allowed (the scorer has
+no Flex delegate). A run holding full fits on every signer (kit train --full) exports those rather than its folds;
+export.json says of each model whether it was validated on unseen signers.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ class ExportResult:
     size_bytes: int
     gates: list = field(default_factory=list)
     forced: bool = False
+    members: list = field(default_factory=list)  # member_info of each model
 
     @property
     def submission(self) -> Path:
         return self.out_dir / "submission.zip"
 
     def __str__(self) -> str:
-        lines = [f"ensemble of {len(self.models)}: {', '.join(self.models)}"]
+        lines = [f"ensemble of {len(self.models)}:"] + [f"  {m['path']}: {describe_member(m)}" for m in self.members]
         lines += [str(gate) for gate in self.gates]
         if self.forced and failures(self.gates):
             lines.append("--force: wrote submission.zip although a gate failed")
@@ -46,8 +49,46 @@ class ExportResult:
         return "\n".join(lines)
 
 
-def pick_folds(run_dir: Path, top: int) -> list[Path]:
-    """The `top` finished folds of a run, best validation accuracy first."""
+def member_info(model_dir: Path) -> dict:
+    """How the model in `model_dir` was trained, from its metrics.json: a fold validated on unseen signers (with
+    its accuracy there) or a full fit on every signer (not validated)."""
+    path = Path(model_dir) / "metrics.json"
+    if not path.is_file():
+        return {"path": str(model_dir), "validated": False, "trained_on": "unknown (no metrics.json)"}
+    metrics = json.loads(path.read_text())
+    if metrics.get("validated", True) and "val_accuracy" in metrics:
+        return {"path": str(model_dir), "validated": True, "trained_on": "every signer but its fold's",
+                "fold": metrics.get("fold"), "val_accuracy": metrics["val_accuracy"]}
+    return {"path": str(model_dir), "validated": False, "trained_on": "every signer", "seed": metrics.get("seed"),
+            "epochs": metrics.get("epochs")}
+
+
+def describe_member(info: dict) -> str:
+    """One phrase for export's output and the report."""
+    if info["validated"]:
+        return f"fold, accuracy {info['val_accuracy']:.3f} on its unseen signers"
+    if info["trained_on"] == "every signer":
+        return f"full fit on every signer (seed {info['seed']}, {info['epochs']} epochs), not validated"
+    return f"trained on {info['trained_on']}, not validated"
+
+
+def full_members(run_dir: Path) -> list[Path]:
+    """The finished full fits of a run (full*/metrics.json), by member number."""
+    found = [p.parent for p in Path(run_dir).glob("full*/metrics.json") if p.parent.name[4:].isdigit()]
+    return sorted(found, key=lambda d: int(d.name[4:]))
+
+
+def pick_models(run_dir: Path, top: int) -> list[Path]:
+    """The `top` models of a run: its full fits on every signer when it has any (the models trained on the most
+    data, by member number), else its finished folds, best validation accuracy first."""
+    full = full_members(run_dir)
+    if full:
+        if len(full) < top:
+            say(f"note: {run_dir} has {len(full)} finished full fits, fewer than {top}: exporting all of them")
+        if list(Path(run_dir).glob("fold*/metrics.json")):
+            say(f"note: {run_dir} holds folds and full fits: exporting the full fits (--models {run_dir}/fold0 ... "
+                "exports folds)")
+        return full[:top]
     scored = []
     for metrics in sorted(Path(run_dir).glob("fold*/metrics.json")):
         scored.append((json.loads(metrics.read_text())["val_accuracy"], metrics.parent))
@@ -59,23 +100,24 @@ def pick_folds(run_dir: Path, top: int) -> list[Path]:
 
 
 def resolve_models(run_dir: Path | None, models: list[Path] | None, top: int) -> list[Path]:
-    """Fold directories to ensemble: the `top` best folds of `run_dir`, or each of `models`.
+    """Model directories to ensemble: the `top` picked by pick_folds from `run_dir`, or each of `models`.
 
-    An entry of `models` is a fold directory (holding model.weights.h5) or a run directory (its best fold),
-    so one ensemble can mix runs and architectures.
+    An entry of `models` is a fold or full-fit directory (holding model.weights.h5) or a run directory (its first
+    full fit, else its best fold), so one ensemble can mix runs and architectures.
     """
     if not models:
         if run_dir is None:
             raise KitError("give a run directory (kit export runs/base) or --models FOLD_OR_RUN_DIR ...")
-        return pick_folds(run_dir, top)
+        return pick_models(run_dir, top)
     picked = []
     for path in map(Path, models):
         if (path / "model.weights.h5").is_file():
             picked.append(path)
-        elif list(path.glob("fold*/metrics.json")):
-            picked.extend(pick_folds(path, 1))
+        elif list(path.glob("fold*/metrics.json")) or full_members(path):
+            picked.extend(pick_models(path, 1))
         else:
-            raise KitError(f"{path}: neither a trained fold (model.weights.h5) nor a run directory (fold*/)")
+            raise KitError(f"{path}: neither a trained fold or full fit (model.weights.h5) nor a run directory "
+                           "(fold*/, full*/)")
     return picked
 
 
@@ -160,13 +202,14 @@ def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path
     (out_dir / "model.tflite").write_bytes(model)
     (out_dir / "submission.zip").unlink(missing_ok=True)  # never leave an older zip beside a newer model
     failed = failures(gates)
+    members = [member_info(d) for d in fold_dirs]
     (out_dir / "export.json").write_text(json.dumps({
-        "models": [str(d) for d in fold_dirs], "fp16": fp16, "size_bytes": len(model), "forced": force,
-        "passed": not failed, "gates": [g.to_dict() for g in gates],
+        "models": [str(d) for d in fold_dirs], "members": members, "fp16": fp16, "size_bytes": len(model),
+        "forced": force, "passed": not failed, "gates": [g.to_dict() for g in gates],
     }, indent=2) + "\n")
     if failed and not force:
         raise KitError(f"export gate {failed[0].name!r} failed: {failed[0].detail} "
                        f"(model.tflite and export.json are in {out_dir}; --force writes submission.zip anyway)")
     with zipfile.ZipFile(out_dir / "submission.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("model.tflite", model)
-    return ExportResult(out_dir, [str(d) for d in fold_dirs], len(model), gates, force)
+    return ExportResult(out_dir, [str(d) for d in fold_dirs], len(model), gates, force, members)

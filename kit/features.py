@@ -63,15 +63,16 @@ def _position(cfg: PreprocessConfig):
     return lambda index: where[index]
 
 
-def dominant_first(frames: tf.Tensor) -> tf.Tensor:
+def dominant_first(frames: tf.Tensor, layout=None) -> tf.Tensor:
     """Mirror the sequence when the left hand is missing in fewer frames than the right: the dominant hand is
     then always the right one (x -> 1 - x and left <-> right, the mirror of the training augmentation)."""
     from kit.augment import mirror
 
     def missing(hand: str) -> tf.Tensor:  # frames without this hand (its wrist stands for the whole hand)
-        return tf.reduce_sum(tf.cast(tf.math.is_nan(frames[:, L.OFFSET[hand] + L.HAND_WRIST, 0]), tf.int32))
+        wrist = int(L.columns([L.OFFSET[hand] + L.HAND_WRIST], layout)[0])
+        return tf.reduce_sum(tf.cast(tf.math.is_nan(frames[:, wrist, 0]), tf.int32))
 
-    return tf.cond(missing("left_hand") < missing("right_hand"), lambda: mirror(frames), lambda: frames)
+    return tf.cond(missing("left_hand") < missing("right_hand"), lambda: mirror(frames, layout), lambda: frames)
 
 
 def active_span(points: tf.Tensor, n_hand_points: int, min_motion: float = 0.01) -> tuple[tf.Tensor, tf.Tensor]:

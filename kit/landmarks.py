@@ -10,6 +10,8 @@ import json
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+
 N_LANDMARKS = 543
 N_CLASSES = 250
 
@@ -79,6 +81,24 @@ SELECTED = (
     + tuple(OFFSET["pose"] + i for i in UPPER_POSE)
 )
 HEAD = OFFSET["face"] + NOSE_FACE
+
+
+def columns(points, layout=None) -> np.ndarray:
+    """Where the 543-frame landmark indices `points` sit in a frame holding only the landmarks `layout`.
+
+    `layout` is a sorted index array (the training pipeline keeps only the points preprocessing reads, see
+    kit.pipeline.RESIDENT); None is the full 543-point frame of the files and of the exported graph, where
+    every index is its own column. A point missing from `layout` is an error, never a silent wrong column.
+    """
+    points = np.asarray(points, dtype=np.int64)
+    if layout is None:
+        return points.astype(np.int32)
+    layout = np.asarray(layout)
+    at = np.searchsorted(layout, points)
+    if np.any(at >= len(layout)) or np.any(layout[np.minimum(at, len(layout) - 1)] != points):
+        missing = sorted(set(points.ravel().tolist()) - set(layout.tolist()))
+        raise ValueError(f"landmarks {missing} are not in the layout")
+    return at.astype(np.int32)
 
 
 def row_ids(frame: int) -> list[str]:

@@ -1,63 +1,175 @@
 """The tf.data input pipeline over the prepared cache: shuffle, augment, the shared preprocessing, batch, prefetch.
 
-The order is a pure function of (seed, pass number): two runs with the same seed see the same batches.
+No Python runs per sequence: the landmarks live in RAM as one tensor, and every step (the shuffle, the read,
+the augmentations, the preprocessing, mixup) is a TF op running in tf.data's own thread pool, in parallel
+across cores.
+
+Memory plan. Training keeps in RAM only the landmarks that preprocessing can read (`RESIDENT`: both hands,
+lips, eyes, nose and upper body, closed under the left-right mirror): 86 of the 543 points, as float32. The
+full competition set (94,477 sequences, about 3.6 million frames) takes 3.6e6 x 86 x 3 x 4 bytes = 3.7 GB
+(every point in float16 would be 11.7 GB), loaded once per `Cache`, shared by all folds and the validation set,
+read in chunks so that the cache's 11.7 GB of shards never count as the process' memory. The augmentations
+and the one preprocessing function run on these 86 columns (`layout=RESIDENT`): the same ops as in the
+exported graph, indexing the columns where those landmarks sit.
+
+Order. A training dataset is one endless stream: pass p holds every index once, in the order of a stateless
+shuffle seeded by (seed, p), and the stream is cut into full batches; an epoch is `steps_per_pass` of them. A
+resumed run starts the stream at the step it stopped at and sees the batches it would have seen. Mirror and
+affine draws are seeded by (sequence, pass, seed), mixup by (step, seed). Evaluation datasets are one pass in the
+order of `indices`.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import tensorflow as tf
 
 from kit import augment
-from kit.cache import Cache
+from kit import landmarks as L
+from kit.cache import DTYPE, FRAME_BYTES, SHARDS, Cache
 from kit.config import Config
+from kit.errors import KitError
 from kit.landmarks import N_CLASSES, N_LANDMARKS
 from kit.preprocess import preprocess
+from kit.progress import track
+
+
+def resident_landmarks() -> np.ndarray:
+    """The landmark indices any preprocessing option reads, closed under the mirror; sorted.
+
+    Everything `kit.preprocess` and `kit.features` read lies in `L.SELECTED` plus the head (their face
+    references are lip, eye and nose points); the mirror maps that set onto itself once it is closed.
+    """
+    points = set(L.SELECTED) | {L.HEAD}
+    perm = augment.mirror_permutation()
+    while True:
+        closed = points | {int(perm[i]) for i in points}
+        if closed == points:
+            return np.asarray(sorted(points), dtype=np.int32)
+        points = closed
+
+
+RESIDENT = resident_landmarks()
+
+
+def steps_per_pass(n_sequences: int, batch_size: int) -> int:
+    """Batches in one pass over `n_sequences` (the last batch may be short)."""
+    return max(1, math.ceil(n_sequences / batch_size))
+
+
+def steps_per_epoch(cfg: Config, n_sequences: int, batch_size: int) -> int:
+    """Batches in one training epoch: `train.steps_per_epoch`, or one pass when it is 0."""
+    if cfg.train.steps_per_epoch < 0:
+        raise KitError(f"train.steps_per_epoch must be 0 (one pass) or more, got {cfg.train.steps_per_epoch}")
+    return cfg.train.steps_per_epoch or steps_per_pass(n_sequences, batch_size)
+
+
+class Resident:
+    """The landmarks of every cached sequence that preprocessing can read, in RAM as one float32 tensor.
+
+    Read shard by shard in chunks with plain reads, not through the memory maps: mapped pages count as the
+    process' resident memory for as long as they stay mapped (9 GB more at full scale). float32, not the
+    cache's float16: a half-precision Cast in tf.data makes oneDNN log an error line on CPUs without AVX-512,
+    and 3.7 GB for the full data set is still far under any training machine's RAM.
+    """
+
+    CHUNK_FRAMES = 65_536  # 213 MB of float16 read at a time
+
+    def __init__(self, cache: Cache):
+        shard_frames = np.asarray(cache._shard_frames, dtype=np.int64)
+        shard_start = np.concatenate([[0], np.cumsum(shard_frames)])
+        frames = np.empty((int(shard_start[-1]), len(RESIDENT), 3), dtype=np.float32)
+        chunks = [(s, f) for s, n in enumerate(shard_frames) for f in range(0, int(n), self.CHUNK_FRAMES)]
+        label = f"Loading landmarks into memory ({frames.nbytes / 1e9:.1f} GB)"
+        for shard, first in (chunks if len(frames) < 1_000_000 else track(chunks, label)):
+            count = min(self.CHUNK_FRAMES, int(shard_frames[shard]) - first)
+            path = cache.path / SHARDS / f"{cache._shard_names[shard]}.bin"
+            raw = np.fromfile(path, dtype=DTYPE, count=count * N_LANDMARKS * 3, offset=first * FRAME_BYTES)
+            at = int(shard_start[shard]) + first
+            frames[at:at + count] = raw.reshape(count, N_LANDMARKS, 3)[:, RESIDENT]
+        starts = shard_start[cache._shard] + cache._offsets
+        with tf.device("/CPU:0"):
+            self.frames = tf.constant(frames)
+            self.starts = tf.constant(starts.astype(np.int64))
+            self.lengths = tf.constant(cache.lengths.astype(np.int64))
+            self.labels = tf.constant(cache.labels.astype(np.int32))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.frames.shape[0]) * len(RESIDENT) * 3 * 4
+
+    def sequence(self, i: tf.Tensor) -> tf.Tensor:
+        """Sequence `i` as float32 `[T, len(RESIDENT), 3]` (the landmarks of `RESIDENT`), NaN where missing."""
+        start = self.starts[i]
+        return self.frames[start:start + self.lengths[i]]
+
+
+def resident(cache: Cache) -> Resident:
+    """The cache's landmarks in RAM, loaded on first use and shared by every dataset over that cache."""
+    if getattr(cache, "_resident", None) is None:
+        cache._resident = Resident(cache)
+    return cache._resident
+
+
+def training_order(indices: np.ndarray, seed: int, skip: int = 0) -> tf.data.Dataset:
+    """The endless stream of `(index, pass)` that training reads, from its `skip`-th element on.
+
+    Pass p is every index once, in the order of a stateless shuffle seeded by (seed, p): a pure function of
+    the seed, so a resumed run can start anywhere in it without replaying what came before.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    n = len(indices)
+    first_pass, skip = divmod(int(skip), n)
+    order, seed = tf.constant(indices), tf.constant(seed, tf.int64)
+
+    def one_pass(epoch):
+        shuffled = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([seed, epoch]))
+        return tf.data.Dataset.from_tensor_slices((shuffled, tf.fill([n], epoch)))
+
+    return tf.data.Dataset.range(first_pass, 1 << 62).flat_map(one_pass).skip(skip)
 
 
 def make_dataset(cache: Cache, indices: np.ndarray, cfg: Config, training: bool, n_classes: int = N_CLASSES,
                  start_pass: int = 0, batch_size: int | None = None) -> tf.data.Dataset:
     """Batches of `({"features", "mask"}, one_hot_labels)` for the cache rows `indices`.
 
-    Training batches are reshuffled on every pass from `cfg.train.seed`, mirrored with `cfg.train.mirror_prob` and
-    mixed with `cfg.train.mixup_alpha`; evaluation batches keep the order of `indices`.
+    Training: an endless stream of passes over `indices`, each reshuffled from `cfg.train.seed`, mirrored with
+    `cfg.train.mirror_prob`, rotated/zoomed/noised as configured, batched and mixed with `cfg.train.mixup_alpha`;
+    an epoch is `steps_per_epoch(cfg, len(indices), batch_size)` batches (one pass by default, so an epoch ends
+    a few sequences into the next pass, as with `repeat().batch()`). `start_pass` is the number of epochs a
+    resumed run has done: the stream starts where they stopped. Evaluation: one pass in the order of `indices`.
     """
+    data = resident(cache)
     indices = np.asarray(indices, dtype=np.int64)
-    rng = np.random.default_rng(cfg.train.seed)
-    for _ in range(start_pass if training else 0):  # a resumed run sees the order it would have seen
-        rng.permutation(indices)
-    epochs = iter(range(start_pass, 1 << 62))
+    batch_size = batch_size or cfg.train.batch_size
+    t = cfg.train
+    seed = tf.constant(t.seed, tf.int64)
 
-    def rows():  # called once per pass: each pass draws the next permutation from the seeded generator
-        epoch = next(epochs)
-        order = rng.permutation(indices) if training else indices
-        for i in order:
-            yield cache.frames(int(i)), np.int32(cache.labels[i]), np.int64(i * 1000 + epoch)
+    def example(i, epoch):
+        frames = data.sequence(i)
+        if training:
+            draw = i * 1000 + epoch
+            if t.mirror_prob > 0:
+                frames = augment.random_mirror(frames, t.mirror_prob, tf.stack([draw, seed]), RESIDENT)
+            if t.rotate_deg or t.scale_range or t.noise_std:
+                frames = augment.random_affine(frames, t.rotate_deg, t.scale_range, t.noise_std,
+                                               tf.stack([draw, seed + 7]), RESIDENT)
+        features, mask = preprocess(frames, cfg.preprocess, RESIDENT)
+        return {"features": features, "mask": mask}, tf.one_hot(tf.gather(data.labels, i), n_classes)
 
-    signature = (
-        tf.TensorSpec([None, N_LANDMARKS, 3], tf.float32),
-        tf.TensorSpec([], tf.int32),
-        tf.TensorSpec([], tf.int64),
-    )
-    ds = tf.data.Dataset.from_generator(rows, output_signature=signature)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(len(indices)))  # lets Keras count steps per epoch
-    seed = tf.constant(cfg.train.seed, tf.int64)
+    if not training:
+        ds = tf.data.Dataset.from_tensor_slices((indices, np.zeros_like(indices)))
+        ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
-    def example(frames, label, draw):
-        if training and cfg.train.mirror_prob > 0:
-            frames = augment.random_mirror(frames, cfg.train.mirror_prob, tf.stack([draw, seed]))
-        t = cfg.train
-        if training and (t.rotate_deg or t.scale_range or t.noise_std):
-            frames = augment.random_affine(frames, t.rotate_deg, t.scale_range, t.noise_std, tf.stack([draw, seed + 7]))
-        features, mask = preprocess(frames, cfg.preprocess)
-        return {"features": features, "mask": mask}, tf.one_hot(label, n_classes)
-
+    first_step = start_pass * steps_per_epoch(cfg, len(indices), batch_size)
+    ds = training_order(indices, t.seed, first_step * batch_size)
     ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size or cfg.train.batch_size, drop_remainder=False)
-    if training and cfg.train.mixup_alpha > 0:
-        # enumerate restarts every pass, so mixing pairs come from the shuffle, and draws from (step, seed)
-        ds = ds.enumerate().map(
-            lambda step, batch: augment.mixup(*batch, cfg.train.mixup_alpha, tf.stack([step, seed])),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
-        )
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if t.mixup_alpha > 0:
+        ds = ds.enumerate(first_step).map(
+            lambda step, batch: augment.mixup(*batch, t.mixup_alpha, tf.stack([step, seed])),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -32,19 +32,25 @@ def n_features(cfg: PreprocessConfig) -> int:
     return coords * (3 if cfg.motion else 1) + F.n_extra(cfg)
 
 
-def preprocess(frames: tf.Tensor, cfg: PreprocessConfig) -> tuple[tf.Tensor, tf.Tensor]:
-    """One raw sequence `[T, 543, 3]` -> features `[max_len, F]` float32 and mask `[max_len]` float32 (1 = real)."""
+def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None) -> tuple[tf.Tensor, tf.Tensor]:
+    """One raw sequence `[T, 543, 3]` -> features `[max_len, F]` float32 and mask `[max_len]` float32 (1 = real).
+
+    `layout`: the training pipeline passes frames holding only the landmarks it keeps in RAM (`[T, K, 3]`,
+    kit.pipeline.RESIDENT); the same ops then index those columns. None (the files, the exported graph): 543.
+    """
     frames = tf.convert_to_tensor(frames, tf.float32)
     channels = 3 if cfg.use_z else 2
+    width = L.N_LANDMARKS if layout is None else len(layout)
     # A zero-length input still yields one (all-NaN) frame, so the model always sees at least one real step.
-    pad_one = tf.fill([1, L.N_LANDMARKS, 3], np.float32(np.nan))
+    pad_one = tf.fill([1, width, 3], np.float32(np.nan))
     frames = tf.concat([frames, pad_one], axis=0)[: tf.maximum(tf.shape(frames)[0], 1)]
     if cfg.dominant_hand:
-        frames = F.dominant_first(frames)
+        frames = F.dominant_first(frames, layout)
 
     n_hand_points = sum(len(hand) for hand in F.hands(cfg))  # the hands come first in the selected points
-    head = frames[:, L.HEAD, :channels]  # [T, C]
-    points = tf.gather(frames, F.selected_points(cfg), axis=1)[:, :, :channels]  # [T, P, C]
+    head_at = int(L.columns([L.HEAD], layout)[0])
+    head = frames[:, head_at, :channels]  # [T, C]
+    points = tf.gather(frames, L.columns(F.selected_points(cfg), layout), axis=1)[:, :, :channels]  # [T, P, C]
 
     if cfg.drop_handless:
         has_hand = tf.reduce_any(~tf.math.is_nan(points[:, :n_hand_points, 0]), axis=1)
@@ -91,13 +97,15 @@ def _nanmean(x: tf.Tensor, axis=None) -> tf.Tensor:
 
 
 def _subsample(points: tf.Tensor, max_len: int) -> tf.Tensor:
-    """Keep at most `max_len` frames, evenly spaced over the whole sequence (cropping would lose the end)."""
+    """Keep at most `max_len` frames, evenly spaced over the whole sequence (cropping would lose the end).
+
+    One formula for both cases (no branch: a conditional costs more than the arithmetic, in tf.data and in
+    TFLite): a sequence of at most `max_len` frames has step 1 and keeps every frame.
+    """
     length = tf.shape(points)[0]
     step = tf.cast(tf.maximum(length, max_len), tf.float32) / float(max_len)
-    idx = tf.cast(tf.range(max_len, dtype=tf.float32) * step, tf.int32)
-    idx = tf.minimum(idx, length - 1)
-    idx = tf.cond(length > max_len, lambda: idx, lambda: tf.range(length))
-    return tf.gather(points, idx)
+    idx = tf.cast(tf.range(tf.minimum(length, max_len), dtype=tf.float32) * step, tf.int32)
+    return tf.gather(points, tf.minimum(idx, length - 1))
 
 
 @keras.saving.register_keras_serializable(package="kit")

@@ -1,9 +1,11 @@
 """`kit report`: one self-contained HTML page about a run, RUN/report.html, to open anywhere or attach.
 
-It shows the training curves of every fold (fold*/history.csv), the cross-validation summary with accuracy per
-participant and the most confused sign pairs (cv.json, written by kit train / kit cv) and, once the run is
-exported, the Kaggle gates (export/export.json). Plots are PNGs embedded as base64 data URIs; the page loads
-no file, stylesheet or script from anywhere, so it can be mailed or archived as it is.
+It shows the training curves of every fold (fold*/history.csv) and full fit (full*/history.csv), the
+cross-validation summary with accuracy per participant and the most confused sign pairs (cv.json, written by
+kit train / kit cv), the full fits on every signer (not validated) and, once the run is exported, the Kaggle
+gates and which exported models were validated on unseen signers (export/export.json). Plots are PNGs embedded
+as base64 data URIs; the page loads no file, stylesheet or script from anywhere, so it can be mailed or archived
+as it is.
 """
 
 from __future__ import annotations
@@ -32,13 +34,18 @@ def write_report(run_dir: str | os.PathLike) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise KitError(f"{run_dir}: no such run directory; give the --out folder of kit train")
-    histories = {int(p.parent.name[4:]): p for p in sorted(run_dir.glob("fold*/history.csv"))
-                 if p.parent.name[4:].isdigit()}
+    histories = {}  # label -> history.csv: folds by number, then full fits by number
+    for kind, label in (("fold", "fold "), ("full", "full fit ")):
+        found = [p for p in run_dir.glob(f"{kind}*/history.csv") if p.parent.name[4:].isdigit()]
+        for path in sorted(found, key=lambda p: int(p.parent.name[4:])):
+            histories[f"{label}{path.parent.name[4:]}"] = path
     cv_path, export_path = run_dir / "cv.json", run_dir / "export" / "export.json"
     if not histories and not cv_path.is_file():
-        raise KitError(f"{run_dir}: nothing to report (no fold*/history.csv or cv.json): run kit train first")
+        raise KitError(f"{run_dir}: nothing to report (no fold*/history.csv, full*/history.csv or cv.json): "
+                       "run kit train first")
     body = [f"<h1>Run {_e(run_dir.name)}</h1>", f"<p class='note'>{_e(str(run_dir.resolve()))}</p>"]
     body += _cv_section(run_dir, cv_path)
+    body += _full_section(run_dir)
     body += _curves_section(histories)
     body += _export_section(run_dir, export_path)
     body += _config_section(run_dir / "config.json")
@@ -87,25 +94,27 @@ def _img(fig, alt: str) -> str:
 
 
 def read_history(path: Path) -> dict[str, list[float]]:
-    """history.csv as columns of floats (epoch, accuracy, loss, learning_rate?, val_accuracy, val_loss)."""
+    """history.csv as columns of floats (epoch, accuracy, loss, learning_rate?, val_accuracy, val_loss); NaN where
+    a value is missing."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return {}
-    return {key: [float(r[key]) if r[key] not in ("", None) else float("nan") for r in rows] for key in rows[0]}
+    # NA: Keras' CSVLogger fills the val_ columns of a run without validation (a full fit) with it
+    return {key: [float(r[key]) if r[key] not in ("", None, "NA") else float("nan") for r in rows] for key in rows[0]}
 
 
-def _curves_section(histories: dict[int, Path]) -> list[str]:
+def _curves_section(histories: dict[str, Path]) -> list[str]:
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     out = ["<h2>Training curves</h2>"]
     if not histories:
         return out + ["<p class='note'>No fold*/history.csv in this run.</p>"]
-    for fold, path in sorted(histories.items()):
+    for label, path in histories.items():
         history = read_history(path)
         if not history:
-            out.append(f"<p class='note'>fold {fold}: {_e(path)} holds no epoch yet.</p>")
+            out.append(f"<p class='note'>{_e(label)}: {_e(path)} holds no epoch yet.</p>")
             continue
         epochs = [e + 1 for e in history.get("epoch", range(len(next(iter(history.values())))))]
         panels = [("loss", ("loss", "val_loss")), ("accuracy", ("accuracy", "val_accuracy"))]
@@ -118,17 +127,21 @@ def _curves_section(histories: dict[int, Path]) -> list[str]:
                 if key in history:
                     ax.plot(epochs, history[key], marker="." if len(epochs) < 30 else None,
                             label="held-out signers" if key.startswith("val_") else "training")
-            ax.set_title(f"fold {fold}: {title}", fontsize=9)
+            ax.set_title(f"{label}: {title}", fontsize=9)
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if len(keys) > 1:
                 ax.legend(fontsize=7)
-        out.append(_img(fig, f"fold {fold} training curves"))
+        out.append(_img(fig, f"{label} training curves"))
     return out
 
 
 def _cv_section(run_dir: Path, cv_path: Path) -> list[str]:
     out = ["<h2>Cross-validation on unseen signers</h2>"]
+    if not cv_path.is_file() and not list(run_dir.glob("fold*/history.csv")) and list(run_dir.glob("full*")):
+        return out + ["<p class='note'>None: this run holds only full fits on every signer, so no signer was held "
+                      "out. Their accuracy on unseen signers is estimated by the folds of the run they took "
+                      "their recipe from.</p>"]
     if not cv_path.is_file():
         return out + [f"<p class='note'>No cv.json yet: run <code>kit cv {_e(run_dir)}</code> once a fold has "
                       "finished.</p>"]
@@ -147,6 +160,25 @@ def _cv_section(run_dir: Path, cv_path: Path) -> list[str]:
     out.append(_table(["true", "predicted", "count"], [[p["true"], p["predicted"], p["count"]] for p in pairs])
                if pairs else "<p class='note'>No mistakes.</p>")
     return out
+
+
+def _full_section(run_dir: Path) -> list[str]:
+    """The full fits on every signer (kit train --full): finished or not, with seed and epochs."""
+    rows = []
+    for member in sorted((p for p in run_dir.glob("full*") if p.name[4:].isdigit()), key=lambda p: int(p.name[4:])):
+        metrics = member / "metrics.json"
+        if metrics.is_file():
+            m = json.loads(metrics.read_text())
+            rows.append([member.name, m.get("seed", "-"), m.get("epochs", "-"), m.get("train_sequences", "-"),
+                         m.get("seconds", "-"), "finished"])
+        else:
+            rows.append([member.name, "-", "-", "-", "-", "not finished (kit train --resume)"])
+    if not rows:
+        return []
+    return ["<h2>Full fits on every signer</h2>",
+            "<p class='note'>Trained on every signer for a fixed epoch count, keeping the last epoch: not validated "
+            "on unseen signers (no signer was held out). kit export prefers them to the folds.</p>",
+            _table(["model", "seed", "epochs", "training sequences", "seconds", "state"], rows)]
 
 
 def _participant_plot(accuracy: dict[str, float]) -> list[str]:
@@ -186,8 +218,19 @@ def _export_section(run_dir: Path, export_path: Path) -> list[str]:
     rows = [[_e(g["name"]), "<span class='ok'>ok</span>" if g["ok"] else "<span class='fail'>FAIL</span>",
              _e(g["detail"])] for g in gates]
     out.append(_table(["gate", "result", "detail"], rows, raw=True))
-    out.append(f"<p class='note'>models: {_e(', '.join(info.get('models', [])))}</p>")
+    members = info.get("members")
+    if members:  # export.json of kit export since full fits: validated on unseen signers or not, per model
+        out.append(_table(["model", "validated on unseen signers", "trained on"],
+                          [[m["path"], _validated(m), m["trained_on"]] for m in members]))
+    else:
+        out.append(f"<p class='note'>models: {_e(', '.join(info.get('models', [])))}</p>")
     return out
+
+
+def _validated(member: dict) -> str:
+    if member["validated"]:
+        return f"yes: fold accuracy {member['val_accuracy']:.4f}"
+    return "no: full fit" if member["trained_on"] == "every signer" else "no"
 
 
 def _config_section(config_path: Path) -> list[str]:

@@ -188,16 +188,35 @@ def signer_recipe(seed: int, index: int, left_handed: bool) -> dict:
     }
 
 
-def timeline(rng: np.random.Generator, sign: dict, signer: dict) -> tuple[int, np.ndarray]:
-    """Frame count and the time of each key: rest, enter, sign keys..., leave, rest (idle frames at both ends)."""
+def timeline(rng: np.random.Generator, sign: dict, signer: dict,
+             n_frames: int | None = None) -> tuple[int, np.ndarray]:
+    """Frame count and the time of each key: rest, enter, sign keys..., leave, rest (idle frames at both ends).
+
+    With `n_frames` (at least MIN_FRAMES) the recording lasts exactly that long: see `fit_times`.
+    """
     core = sign["frames"] * signer["speed"] * rng.uniform(0.85, 1.2)
     idle = rng.poisson(signer["idle"], 2)
     enter, leave = rng.uniform(3, 5, 2)
     n_keys = len(sign["keys"])
     gaps = core / (n_keys - 1) * rng.dirichlet(np.full(n_keys - 1, 8.0)) * (n_keys - 1)
     times = np.cumsum([idle[0], enter, *gaps, leave])
+    if n_frames is not None:
+        return n_frames, fit_times(times, times[-1] + idle[1], n_frames - 1, rng.random())
     n = int(np.clip(round(times[-1] + idle[1]), MIN_FRAMES, MAX_FRAMES))
     return n, times * min(1.0, (n - 1) / (times[-1] + idle[1]))
+
+
+SLOWEST = 1.6  # a long recording plays the sign at most this much slower; the rest of its frames are idle
+
+
+def fit_times(times: np.ndarray, total: float, span: float, lead: float) -> np.ndarray:
+    """Key times moved into `span` frames: a recording shorter than the natural `total` is the sign sped up;
+    a longer one is the sign slowed at most SLOWEST times, with the frames left over idle, the share `lead`
+    (0..1) of them before the sign and the rest after. Times stay increasing and end within `span`."""
+    if span <= total:
+        return times * (span / total)
+    stretch = min(SLOWEST, span / total)
+    return times * stretch + lead * (span - total * stretch)
 
 
 # ---------------------------------------------------------------- geometry
@@ -212,7 +231,14 @@ def ease(keys: np.ndarray, times: np.ndarray, t: np.ndarray) -> np.ndarray:
 def rotate(v: np.ndarray, axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     """Rodrigues rotation of vectors [T, 3] about unit axes [T, 3] by angles [T]."""
     c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
-    return v * c + np.cross(axis, v) * s + axis * (axis * v).sum(1, keepdims=True) * (1 - c)
+    return v * c + cross(axis, v) * s + axis * (axis * v).sum(1, keepdims=True) * (1 - c)
+
+
+def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """np.cross of [..., 3] vectors, the same products in the same order, without its axis bookkeeping: the
+    same values, several times faster on the small arrays synth uses (hand_shape called it most)."""
+    return np.stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1], a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+                     a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], -1)
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -235,9 +261,9 @@ def hand_shape(curl: np.ndarray, spread: np.ndarray) -> np.ndarray:
         base = np.tile(unit(template[joints[1]] - template[joints[0]]), (n, 1))
         base = rotate(base, normal, SPREAD[f] * (spread - 0.5) * 0.35)
         if f == 0:  # the thumb folds across the palm toward the little finger
-            axis = unit(np.cross(base, unit(template[17] - template[1]) + normal))
+            axis = unit(cross(base, unit(template[17] - template[1]) + normal))
         else:
-            axis = unit(np.cross(base, normal))
+            axis = unit(cross(base, normal))
         angle = np.zeros(n)
         for k, (a, b) in enumerate(zip(joints[:-1], joints[1:])):
             angle = angle + curl[:, f] * BEND[f][k]
@@ -344,10 +370,13 @@ def dropouts(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
     return lost
 
 
-def render(rng: np.random.Generator, sign: dict, signer: dict) -> np.ndarray:
-    """One recording of `sign` by `signer`: [frames, 543, 3] image coordinates in file order, NaN hands."""
+def render(rng: np.random.Generator, sign: dict, signer: dict, n_frames: int | None = None) -> np.ndarray:
+    """One recording of `sign` by `signer`: [frames, 543, 3] image coordinates in file order, NaN hands.
+
+    Its length follows the sign and signer (MIN_FRAMES..MAX_FRAMES), or is exactly `n_frames` (>= MIN_FRAMES).
+    """
     skel = skeleton()
-    n, times = timeline(rng, sign, signer)
+    n, times = timeline(rng, sign, signer, n_frames)
     t = np.arange(n, dtype=np.float64)
     dom = sign_track(rng, sign, signer, times, t)
     dom_hand = orient(hand_shape(dom["curl"], dom["spread"]), dom["roll"], dom["yaw"])

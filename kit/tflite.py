@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kit import quiet
 from kit.errors import KitError
 from kit.landmarks import N_CLASSES, N_LANDMARKS
 
@@ -40,8 +41,10 @@ def interpreter(model: bytes, threads: int = 1, xnnpack: bool = True):
     resolver = (litert.OpResolverType.AUTO if xnnpack
                 else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     try:
-        interp = litert.Interpreter(model_content=model, num_threads=threads, experimental_op_resolver_type=resolver)
-        interp.allocate_tensors()
+        with quiet.startup():  # the runtime's "Created TensorFlow Lite XNNPACK delegate" line, under the kit command
+            interp = litert.Interpreter(model_content=model, num_threads=threads,
+                                        experimental_op_resolver_type=resolver)
+            interp.allocate_tensors()
     except (ValueError, RuntimeError) as err:
         raise KitError(f"the TFLite runtime cannot load this model: {str(err).splitlines()[0]}")
     return interp

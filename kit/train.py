@@ -14,11 +14,19 @@ Run directory layout (everything export and evaluate need travels with the weigh
     RUN/fold{K}/backup/        last finished epoch, optimizer and EMA state included (removed when the fold ends)
     RUN/fold{K}/oof.npz        sequence_ids, participant_ids, labels, probs of the held-out signers
     RUN/fold{K}/metrics.json   the fold's best validation accuracy and its epoch: the mark of a finished fold
+    RUN/full{S}/               a final fit on every signer (kit train --full), seed train.seed + S: config.json,
+                               history.csv, tensorboard/, backup/ as a fold's; model.weights.h5 is the last epoch
+                               (EMA weights if on), since no held-out signer can pick one; metrics.json says
+                               "validated": false with epochs, seed and training sequences (no oof.npz)
+
+Folds and full fits may share a run directory (the full fits of `--from-cv RUN` go beside RUN's folds) when
+they share the config up to train.epochs, train.seed and train.jit_compile; kit cv only ever reads the folds.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -45,23 +53,56 @@ from kit.report import report_or_warn
 if TYPE_CHECKING:
     from kit.cache import Cache
 
+DEFAULT_CACHE, DEFAULT_RUN = Path("cache"), Path("runs/run")  # kit train's --cache and --out
 
-def build_model(cfg: Config) -> keras.Model:
-    """The model a config describes, with fresh weights."""
+
+def build_model(cfg: Config, precision: str | None = None) -> keras.Model:
+    """The model a config describes, with fresh weights, in `precision` (default: the config's train.precision)."""
     return create_model(cfg.model.name, max_len=cfg.preprocess.max_len, n_features=n_features(cfg.preprocess),
-                        **cfg.model.overrides)
+                        precision=precision or cfg.train.precision, **cfg.model.overrides)
 
 
 def load_fold_model(fold_dir: Path) -> tuple[keras.Model, Config]:
-    """Rebuild a trained fold's model from its saved config and best weights."""
+    """Rebuild a trained fold's (or full fit's) model from its saved config and kept weights, always in float32:
+    the weights are float32 whatever the training precision, and export converts and checks parity against this."""
     fold_dir = Path(fold_dir)
     weights = fold_dir / "model.weights.h5"
     if not weights.is_file():
         raise KitError(f"{weights}: no trained weights here; run kit train first (or pick a finished fold)")
     cfg = config_mod.load(fold_dir / "config.json")
-    model = build_model(cfg)
+    model = build_model(cfg, precision="float32")
     model.load_weights(weights)
     return model, cfg
+
+
+def resolve_jit_compile(setting: str, replicas: int = 1) -> bool:
+    """train.jit_compile as model.compile takes it. auto: on under JAX (whose only compiler is XLA: off would run
+    op by op), and under TF on one GPU or TPU; off under TF on CPUs, where XLA compiles these models slowly for no
+    speed, and across tf.distribute replicas (Keras' own auto keeps XLA off there too)."""
+    if setting != "auto":
+        return setting == "on"
+    if keras.backend.backend() == "jax":
+        return True
+    import tensorflow as tf
+
+    accelerators = tf.config.list_physical_devices("GPU") + tf.config.list_physical_devices("TPU")
+    return bool(accelerators) and replicas == 1
+
+
+def compile_model(cfg: Config, steps_per_epoch: int, replicas: int = 1) -> keras.Model:
+    """A fresh model in the config's precision, compiled with its optimizer, loss and XLA setting.
+
+    Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer (the model's policy asks for it); the
+    logits are float32 in every policy, so the loss is too.
+    """
+    model = build_model(cfg)
+    model.compile(
+        optimizer=_optimizer(cfg, steps_per_epoch),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.train.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=resolve_jit_compile(cfg.train.jit_compile, replicas),
+    )
+    return model
 
 
 def train(cfg: Config, cache_dir: Path, run_dir: Path, n_folds: int = 5, only_folds: list[int] | None = None,
@@ -77,13 +118,14 @@ def train(cfg: Config, cache_dir: Path, run_dir: Path, n_folds: int = 5, only_fo
     if bad:
         raise KitError(f"--fold {bad[0]} is out of range: with --folds {n_folds} use 0..{n_folds - 1}")
     run_dir = Path(run_dir)
-    recorded = _check_same_run(run_dir, cfg, n_folds)
+    meta = read_meta(run_dir)
+    check_cache(run_dir, meta, cache_dir)
+    recorded = _check_same_run(run_dir, meta, cfg, n_folds)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / "config.json")
-    (run_dir / "run.json").write_text(json.dumps({
-        "cache": str(Path(cache_dir).resolve()), "n_folds": n_folds, "folds": sorted(set(recorded) | set(wanted)),
-        "strategy": strategy,
-    }, indent=2) + "\n")
+    meta.update(cache=str(Path(cache_dir).resolve()), n_folds=n_folds, folds=sorted(set(recorded) | set(wanted)),
+                strategy=strategy)
+    write_meta(run_dir, meta)
     _write_folds(run_dir / "folds.csv", cache, folds)
     for k in wanted:
         fold_dir = run_dir / f"fold{k}"
@@ -96,59 +138,77 @@ def train(cfg: Config, cache_dir: Path, run_dir: Path, n_folds: int = 5, only_fo
     return result
 
 
-def _check_same_run(run_dir: Path, cfg: Config, n_folds: int) -> list[int]:
-    """Folds an earlier invocation asked for; a different config or fold count in the same folder is an error."""
-    if not (run_dir / "run.json").is_file():
-        return []
-    meta = json.loads((run_dir / "run.json").read_text())
-    if config_mod.load(run_dir / "config.json") != cfg or meta["n_folds"] != n_folds:
-        raise KitError(f"{run_dir} holds a run with another config or fold count: give a new --out, "
+def read_meta(run_dir: Path) -> dict:
+    """RUN/run.json: cache, strategy, n_folds and folds (once folds trained), full (once full fits trained)."""
+    path = Path(run_dir) / "run.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_meta(run_dir: Path, meta: dict) -> None:
+    tmp = Path(run_dir) / "run.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, Path(run_dir) / "run.json")
+
+
+def check_cache(run_dir: Path, meta: dict, cache_dir: Path) -> None:
+    """A run's folds and full fits all come from one cache (resume reads it from run.json)."""
+    if meta and Path(meta["cache"]) != Path(cache_dir).resolve():
+        raise KitError(f"{run_dir} was trained on the cache {meta['cache']}: give a new --out for {cache_dir}, "
                        f"or continue it with kit train --resume {run_dir}")
-    return meta["folds"]
 
 
-def resume(run_dir: Path) -> CVResult:
-    """Continue a killed run: finished folds are kept, an interrupted fold restarts from its last epoch."""
+def recipe_key(cfg: Config) -> Config:
+    """The config without what folds and full fits of one run may differ in (epochs, seed, XLA): two configs
+    with equal keys train the same recipe."""
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=0, seed=0, jit_compile="auto"))
+
+
+def _check_same_run(run_dir: Path, meta: dict, cfg: Config, n_folds: int) -> list[int]:
+    """Folds an earlier invocation asked for; a different config or fold count in the same folder is an error."""
+    if "n_folds" in meta:
+        if config_mod.load(run_dir / "config.json") != cfg or meta["n_folds"] != n_folds:
+            raise KitError(f"{run_dir} holds a run with another config or fold count: give a new --out, "
+                           f"or continue it with kit train --resume {run_dir}")
+        return meta["folds"]
+    if meta.get("full") and recipe_key(config_mod.load(run_dir / "config.json")) != recipe_key(cfg):
+        raise KitError(f"{run_dir} holds full fits with another config: give a new --out for these folds")
+    return []
+
+
+def resume(run_dir: Path) -> list:
+    """Continue a killed run: finished folds and full fits are kept, an interrupted one restarts from its last
+    epoch; returns the CVResult of the folds and/or the FullResult of the full fits."""
     run_dir = Path(run_dir)
     meta_path = run_dir / "run.json"
     if not meta_path.is_file():
         raise KitError(f"{meta_path}: missing; --resume needs a run directory written by kit train")
     meta = json.loads(meta_path.read_text())
-    cfg = config_mod.load(run_dir / "config.json")
-    say(f"resuming {run_dir}: folds {meta['folds']} of {meta['n_folds']}, cache {meta['cache']}")
-    return train(cfg, Path(meta["cache"]), run_dir, meta["n_folds"], meta["folds"], meta["strategy"])
+    results = []
+    if "n_folds" in meta:
+        cfg = config_mod.load(run_dir / "config.json")
+        say(f"resuming {run_dir}: folds {meta['folds']} of {meta['n_folds']}, cache {meta['cache']}")
+        results.append(train(cfg, Path(meta["cache"]), run_dir, meta["n_folds"], meta["folds"], meta["strategy"]))
+    if meta.get("full"):
+        say(f"resuming {run_dir}: full fits {meta['full']}, cache {meta['cache']}")
+        from kit.full import train_members
+
+        results.append(train_members(run_dir, Path(meta["cache"]), meta["full"], meta["strategy"]))
+    return results
 
 
 def train_fold(cfg: Config, cache: "Cache", folds: np.ndarray, fold: int, fold_dir: Path,
                strategy: str = "auto") -> float:
     """Train on every fold but `fold`, keep the best epoch on `fold`'s signers; returns its accuracy."""
-    from kit.pipeline import make_dataset
-
     keras.utils.set_random_seed(cfg.train.seed + fold)
     fold_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(fold_dir / "config.json")
-    done = _finished_epochs(fold_dir)
+    done = finished_epochs(fold_dir)
     train_idx, val_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
     say(f"fold {fold}: {len(train_idx)} training sequences, {len(val_idx)} held-out sequences "
         f"from {len(np.unique(cache.participant_ids[val_idx]))} unseen signers"
         + (f"; resuming after epoch {done}" if done else ""))
-
-    with strategy_scope(strategy) as replicas:
-        batch_cfg = cfg.train.batch_size * replicas
-        train_ds = make_dataset(cache, train_idx, cfg, training=True, start_pass=done, batch_size=batch_cfg)
-        val_ds = make_dataset(cache, val_idx, cfg, training=False, batch_size=batch_cfg)
-        model = build_model(cfg)
-        model.compile(
-            optimizer=_optimizer(cfg, math.ceil(len(train_idx) / batch_cfg)),
-            loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.train.label_smoothing),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        )
-        if done:
-            EpochBackup.restore(model, fold_dir / "backup", fold_dir / "model.weights.h5")
     start = time.time()
-    verbose = 1 if sys.stderr.isatty() else 2  # a live bar in a terminal, one line per epoch in a log
-    model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, initial_epoch=done,
-              callbacks=_callbacks(cfg, fold_dir, done), shuffle=False, verbose=verbose)  # the pipeline shuffles
+    model, val_ds = fit_model(cfg, cache, train_idx, val_idx, fold_dir, done, strategy)
     history = _read_history(fold_dir / "history.csv")
     best_epoch = int(np.argmax(history["val_accuracy"]))
 
@@ -159,20 +219,46 @@ def train_fold(cfg: Config, cache: "Cache", folds: np.ndarray, fold: int, fold_d
     accuracy = float(np.mean(probs.argmax(-1) == labels))
     np.savez(fold_dir / "oof.npz", sequence_ids=cache.sequence_ids[val_idx],
              participant_ids=cache.participant_ids[val_idx], labels=labels, probs=probs.astype(np.float32))
-    metrics = {"fold": fold, "val_accuracy": accuracy, "best_epoch": best_epoch + 1, "epochs": cfg.train.epochs,
-               "train_sequences": len(train_idx), "val_sequences": len(val_idx),
+    metrics = {"fold": fold, "validated": True, "val_accuracy": accuracy, "best_epoch": best_epoch + 1,
+               "epochs": cfg.train.epochs, "train_sequences": len(train_idx), "val_sequences": len(val_idx),
                "seconds": round(time.time() - start, 1), "resumed_after_epoch": done}
     (fold_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     say(f"fold {fold}: best epoch {best_epoch + 1}, accuracy on unseen signers {accuracy:.3f}")
     return accuracy
 
 
-def _callbacks(cfg: Config, fold_dir: Path, done: int) -> list[keras.callbacks.Callback]:
+def fit_model(cfg: Config, cache: "Cache", train_idx: np.ndarray, val_idx: np.ndarray | None, out_dir: Path,
+              done: int, strategy: str) -> tuple[keras.Model, object]:
+    """Train on `train_idx` from epoch `done` (restored from out_dir/backup) to cfg.train.epochs, keeping in
+    out_dir/model.weights.h5 the best epoch on `val_idx`, or the last epoch when `val_idx` is None (a full fit).
+    Returns the model (last epoch) and the validation dataset (None without one)."""
+    from kit.pipeline import make_dataset, steps_per_epoch
+
+    with strategy_scope(strategy) as replicas:
+        batch = cfg.train.batch_size * replicas
+        steps = steps_per_epoch(cfg, len(train_idx), batch)
+        train_ds = make_dataset(cache, train_idx, cfg, training=True, start_pass=done, batch_size=batch)
+        val_ds = None if val_idx is None else make_dataset(cache, val_idx, cfg, training=False, batch_size=batch)
+        model = compile_model(cfg, steps, replicas)
+        if done:
+            EpochBackup.restore(model, out_dir / "backup", out_dir / "model.weights.h5")
+    if cfg.train.precision != "float32" or model.jit_compile:
+        say(f"compute: {cfg.train.precision}, XLA {'on' if model.jit_compile else 'off'} "
+            f"(train.jit_compile={cfg.train.jit_compile})")
+    verbose = 1 if sys.stderr.isatty() else 2  # a live bar in a terminal, one line per epoch in a log
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, initial_epoch=done, steps_per_epoch=steps,
+              callbacks=_callbacks(cfg, out_dir, done, validated=val_ds is not None), shuffle=False,
+              verbose=verbose)  # the pipeline shuffles
+    return model, val_ds
+
+
+def _callbacks(cfg: Config, fold_dir: Path, done: int, validated: bool = True) -> list[keras.callbacks.Callback]:
     # Order matters at each epoch end: log the epoch first (so history.csv never trails the backup), then one
     # crash-safe step backs up the epoch and keeps the best weights. Validation runs with the EMA weights swapped in.
     callbacks = [LogLearningRate(), keras.callbacks.CSVLogger(fold_dir / "history.csv", append=bool(done)),
-                 EpochBackup(fold_dir / "backup", fold_dir / "model.weights.h5", ema=cfg.train.ema)]
-    if cfg.train.ema:
+                 EpochBackup(fold_dir / "backup", fold_dir / "model.weights.h5", ema=cfg.train.ema,
+                             validated=validated)]
+    if cfg.train.ema and validated:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
     callbacks.append(keras.callbacks.TensorBoard(fold_dir / "tensorboard", write_graph=False))
     return callbacks
@@ -188,16 +274,17 @@ class LogLearningRate(keras.callbacks.Callback):
 
 class EpochBackup(keras.callbacks.Callback):
     """After every epoch: the raw weights with the optimizer state (EMA included) to `backup/`, and, when the
-    epoch beats the best validation accuracy so far, its weights (the EMA ones if on) to `best`.
+    epoch beats the best validation accuracy so far, its weights (the EMA ones if on) to `best`. Without
+    validation (`validated=False`, a full fit) every epoch counts as the best, so `best` holds the last epoch.
 
     Crash-safe whatever instant a kill lands: new files are written under new names, `state.json` is replaced
     atomically to name them, and only then is the best file renamed into place; `restore` finishes that rename
     if the kill fell between the two. So the best weights on disk always match the history that resume trusts.
     """
 
-    def __init__(self, backup_dir: Path, best: Path, ema: bool = False):
+    def __init__(self, backup_dir: Path, best: Path, ema: bool = False, validated: bool = True):
         super().__init__()
-        self.backup_dir, self.best, self.ema = Path(backup_dir), Path(best), ema
+        self.backup_dir, self.best, self.ema, self.validated = Path(backup_dir), Path(best), ema, validated
         state = self.backup_dir / "state.json"
         self.best_accuracy = json.loads(state.read_text()).get("best_val_accuracy") if state.is_file() else None
 
@@ -207,13 +294,15 @@ class EpochBackup(keras.callbacks.Callback):
         self.model.save_weights(weights)
         accuracy = float((logs or {}).get("val_accuracy", float("nan")))
         state = {"epoch": epoch + 1, "weights": weights.name, "best_val_accuracy": self.best_accuracy}
-        improved = not math.isnan(accuracy) and (self.best_accuracy is None or accuracy > self.best_accuracy)
+        improved = not self.validated or (
+            not math.isnan(accuracy) and (self.best_accuracy is None or accuracy > self.best_accuracy))
         if improved:
             best_file = self.backup_dir / f"best-epoch{epoch + 1}.weights.h5"
             with _ema_swapped_in(self.model.optimizer, self.ema):
                 self.model.save_weights(best_file)
-            state.update(best_val_accuracy=accuracy, best_weights=best_file.name)
-            self.best_accuracy = accuracy
+            state["best_weights"] = best_file.name
+            if self.validated:
+                state["best_val_accuracy"] = self.best_accuracy = accuracy
         tmp = self.backup_dir / "state.json.tmp"
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.backup_dir / "state.json")
@@ -245,6 +334,7 @@ class _ema_swapped_in:
     """Within the block the model holds the EMA weights (and the optimizer the raw ones); a no-op without EMA."""
 
     def __init__(self, optimizer, ema: bool):
+        optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # mixed_float16: inside a LossScaleOptimizer
         self.pairs = list(zip(optimizer._trainable_variables, optimizer._model_variables_moving_average)) if ema else []
 
     def _swap(self):
@@ -260,7 +350,7 @@ class _ema_swapped_in:
         self._swap()
 
 
-def _finished_epochs(fold_dir: Path) -> int:
+def finished_epochs(fold_dir: Path) -> int:
     """Epochs saved in the fold's backup; history.csv is cut to match (a kill can fall between the two)."""
     state = fold_dir / "backup" / "state.json"
     if not state.is_file():

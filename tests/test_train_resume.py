@@ -1,4 +1,5 @@
-"""A killed training run resumes from its last epoch; mirrored training runs on two logical CPU devices."""
+"""A killed training run (folds or full fits) resumes from its last epoch; mirrored training runs on two logical
+CPU devices."""
 
 from __future__ import annotations
 
@@ -67,6 +68,59 @@ def test_killed_run_resumes_after_its_first_epoch(cache, tmp_path):
     assert metrics["resumed_after_epoch"] == epochs_done
     assert (run / "config.json").read_text() == config_before
     assert not (run / "fold0" / "backup").exists(), "the backup is removed once the fold is finished"
+
+
+@pytest.mark.slow
+def test_killed_full_fit_resumes_after_its_first_epoch(cache, tmp_path):
+    """A full fit (no validation) killed once epoch 1 is backed up resumes like a fold: the finished epoch is not
+    trained again and the kept weights are the last epoch's."""
+    run = tmp_path / "full"
+    proc = kit("train", "--full", "--cache", str(cache), "--out", str(run), "--epochs", "3", "--model", "llama_tiny",
+               "--set", "preprocess.max_len=16")
+    backup = run / "full0" / "backup" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if backup.is_file() and json.loads(backup.read_text())["epoch"] >= 1:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run was killed mid-training, not finished"
+    state = json.loads(backup.read_text())
+    assert state["best_val_accuracy"] is None and (run / "full0" / "model.weights.h5").is_file()
+
+    resumed = kit("train", "--resume", str(run))
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    assert f"resuming after epoch {state['epoch']}" in output and output.count("Epoch ") == 3 - state["epoch"]
+    history = (run / "full0" / "history.csv").read_text().strip().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2"]
+    metrics = json.loads((run / "full0" / "metrics.json").read_text())
+    assert metrics["validated"] is False and metrics["resumed_after_epoch"] == state["epoch"]
+    assert not (run / "full0" / "backup").exists()
+
+
+def test_without_validation_the_backup_keeps_the_last_epoch(tmp_path):
+    """A full fit has no val_accuracy: every epoch replaces the kept weights (its EMA ones), crash-safely."""
+    import keras
+
+    from kit.train import EpochBackup
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.AdamW(use_ema=True), loss="mse")
+    backup, best = tmp_path / "backup", tmp_path / "model.weights.h5"
+    callback = EpochBackup(backup, best, ema=True, validated=False)
+    callback.set_model(model)
+    for epoch in range(2):
+        model.fit(np.ones((4, 3)), np.full((4, 2), epoch), epochs=1, verbose=0)
+        callback.on_epoch_end(epoch, {"loss": 1.0})
+    state = json.loads((backup / "state.json").read_text())
+    assert state["epoch"] == 2 and state["best_weights"] == "best-epoch2.weights.h5"
+    assert state["best_val_accuracy"] is None
+    kept = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    kept.load_weights(best)
+    ema = keras.ops.convert_to_numpy(model.optimizer._model_variables_moving_average[0])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(kept.layers[0].kernel), ema)
 
 
 def test_resume_of_a_finished_run_trains_nothing(cache, tmp_path):

@@ -173,7 +173,7 @@ def build_conv_transformer(max_len: int, n_features: int, n_classes: int, dim: i
     x = keras.layers.Dense(dim * 2, name="top")(x)
     x = MaskedMeanPool(name="pool")(x, mask)
     x = LateDropout(head_dropout, late_dropout_step, name="late_dropout")(x)
-    logits = keras.layers.Dense(n_classes, name="logits")(x)
+    logits = keras.layers.Dense(n_classes, name="logits", dtype="float32")(x)
     return keras.Model({"features": features, "mask": mask}, logits, name=name)
 
 

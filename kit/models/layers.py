@@ -2,6 +2,10 @@
 
 Padded frames carry mask 0: attention never looks at them and pooling never averages them, so the answer
 does not depend on how much padding a sequence got.
+
+Mixed precision (`train.precision`): the matmuls run in the 16-bit compute dtype, but the sums that can overflow
+or lose the small terms (the norm's variance, attention scores with the -1e9 mask and their softmax, the pooled
+means) are taken in float32. In a float32 model those casts are no-ops, so the exported graph is unchanged.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ class RMSNorm(keras.layers.Layer):
         self.scale = self.add_weight(name="scale", shape=(input_shape[-1],), initializer="ones")
 
     def call(self, x):
-        variance = ops.mean(ops.square(x), axis=-1, keepdims=True)
-        return x * ops.rsqrt(variance + self.epsilon) * self.scale
+        x32 = ops.cast(x, "float32")  # a float16 square overflows past 256
+        variance = ops.mean(ops.square(x32), axis=-1, keepdims=True)
+        return ops.cast(x32 * ops.rsqrt(variance + self.epsilon), x.dtype) * self.scale
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
@@ -68,11 +73,12 @@ class Attention(keras.layers.Layer):
         t = ops.shape(x)[1]
         qkv = ops.reshape(self.qkv(x), (-1, t, 3, self.heads, self.head_dim))
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # [3, B, H, T, D]
-        cos, sin = self.cos[:, :, :t], self.sin[:, :, :t]
+        cos, sin = ops.cast(self.cos[:, :, :t], x.dtype), ops.cast(self.sin[:, :, :t], x.dtype)
         q, k, v = _rotate(qkv[0], cos, sin), _rotate(qkv[1], cos, sin), qkv[2]
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / np.sqrt(self.head_dim).astype(np.float32)
-        scores = scores + (1.0 - mask[:, None, None, :]) * NEG_INF
-        weights = self.drop(ops.softmax(scores, axis=-1), training=training)
+        scores = ops.cast(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))), "float32")  # NEG_INF is -inf in float16
+        scores = scores / np.sqrt(self.head_dim).astype(np.float32)
+        scores = scores + (1.0 - ops.cast(mask, "float32")[:, None, None, :]) * NEG_INF
+        weights = self.drop(ops.cast(ops.softmax(scores, axis=-1), v.dtype), training=training)
         context = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
         return self.out(ops.reshape(context, (-1, t, self.heads * self.head_dim)))
 
@@ -134,5 +140,6 @@ class MaskedMeanPool(keras.layers.Layer):
     """Mean over the real (mask 1) frames only."""
 
     def call(self, x, mask):
-        weights = mask[:, :, None]
-        return ops.sum(x * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+        weights = ops.cast(mask, "float32")[:, :, None]  # summed in float32: up to max_len frames
+        pooled = ops.sum(ops.cast(x, "float32") * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+        return ops.cast(pooled, x.dtype)

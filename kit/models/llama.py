@@ -20,7 +20,7 @@ def build_llama(max_len: int, n_features: int, n_classes: int, dim: int, heads: 
     x = RMSNorm(name="final_norm")(x)
     x = MaskedMeanPool(name="pool")(x, mask)
     x = keras.layers.Dropout(dropout * 2, name="head_dropout")(x)  # late dropout: the head overfits first
-    logits = keras.layers.Dense(n_classes, name="logits")(x)
+    logits = keras.layers.Dense(n_classes, name="logits", dtype="float32")(x)
     return keras.Model({"features": features, "mask": mask}, logits, name=name)
 
 

@@ -18,24 +18,29 @@ from kit.models.registry import merge_sizes, register_model
 @keras.saving.register_keras_serializable(package="kit")
 class MaskedSegmentPool(keras.layers.Layer):
     """`[B, T, D]` -> `[B, (segments + 2) * D]`: the mean of each of `segments` equal parts of the real frames,
-    then the mean and the max over all real frames. Padded frames (mask 0) never count."""
+    then the mean and the max over all real frames. Padded frames (mask 0) never count; a sequence with no real
+    frame pools to zeros."""
 
     def __init__(self, segments: int = 3, **kwargs):
         super().__init__(**kwargs)
         self.segments = segments
 
     def call(self, x, mask):
-        mask = ops.cast(mask, x.dtype)
-        length = ops.maximum(ops.sum(mask, axis=1, keepdims=True), 1.0)  # [B, 1]
+        dtype = x.dtype  # pooled in float32 (sums over many frames, and -1e9 is -inf in float16), returned in dtype
+        x, mask = ops.cast(x, "float32"), ops.cast(mask, "float32")
+        real = ops.sum(mask, axis=1, keepdims=True)  # [B, 1]
+        length = ops.maximum(real, 1.0)
         position = ops.cumsum(mask, axis=1) - 1.0  # [B, T]: 0, 1, ... over the real frames
         part = ops.floor(position * self.segments / length)
         pooled = []
         for k in range(self.segments):
-            weights = (mask * ops.cast(ops.equal(part, float(k)), x.dtype))[:, :, None]
+            weights = (mask * ops.cast(ops.equal(part, float(k)), "float32"))[:, :, None]
             pooled.append(ops.sum(x * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0))
         pooled.append(ops.sum(x * mask[:, :, None], axis=1) / length)
-        pooled.append(ops.max(ops.where(mask[:, :, None] > 0, x, ops.full_like(x, -1e9)), axis=1))
-        return ops.concatenate(pooled, axis=-1)
+        peak = ops.max(ops.where(mask[:, :, None] > 0, x, ops.full_like(x, -1e9)), axis=1)
+        # No real frame: zeros, like the means (a -1e9 would be -inf in float16 and NaN after the next layer).
+        pooled.append(ops.where(real > 0, peak, ops.zeros_like(peak)))
+        return ops.cast(ops.concatenate(pooled, axis=-1), dtype)
 
     def get_config(self):
         return {**super().get_config(), "segments": self.segments}
@@ -57,7 +62,7 @@ def build_mlp(max_len: int, n_features: int, n_classes: int, frame_dim: int, hid
     x = MaskedSegmentPool(segments, name="pool")(x, mask)
     for i in range(depth):
         x = _dense_block(x, hidden, dropout, f"fc{i}")
-    logits = keras.layers.Dense(n_classes, name="logits")(x)
+    logits = keras.layers.Dense(n_classes, name="logits", dtype="float32")(x)
     return keras.Model({"features": features, "mask": mask}, logits, name=name)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import keras
 
@@ -23,12 +24,15 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def create_model(name: str, max_len: int, n_features: int, n_classes: int = 250, **overrides) -> keras.Model:
-    """Build the registered model `name`; an unknown name is an error that lists the valid ones."""
+def create_model(name: str, max_len: int, n_features: int, n_classes: int = 250, precision: str = "float32",
+                 **overrides) -> keras.Model:
+    """Build the registered model `name` under the dtype policy `precision` (float32, mixed_bfloat16 or
+    mixed_float16: weights stay float32, builders keep the logits float32); an unknown name lists the valid ones."""
     if name not in _MODELS:
         raise KitError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
     try:
-        return _MODELS[name](max_len=max_len, n_features=n_features, n_classes=n_classes, **overrides)
+        with dtype_policy(precision):
+            return _MODELS[name](max_len=max_len, n_features=n_features, n_classes=n_classes, **overrides)
     except ValueError as err:  # sizes that do not fit together, e.g. a dim the heads do not divide
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise KitError(f"model {name!r} cannot be built with max_len={max_len}, n_features={n_features}"
@@ -41,3 +45,19 @@ def merge_sizes(preset: dict, overrides: dict, model: str) -> dict:
     if unknown:
         raise KitError(f"model {model!r} has no size {', '.join(unknown)}; its sizes: {', '.join(sorted(preset))}")
     return {**preset, **overrides}
+
+
+@contextlib.contextmanager
+def dtype_policy(precision: str) -> Iterator[None]:
+    """Keras' global dtype policy set to `precision` inside the block and restored after it: every layer built
+    inside takes it, and nothing leaks into the next model (export rebuilds float32 in the same process)."""
+    from kit.config import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise KitError(f"train.precision={precision!r} is not known; use one of {', '.join(PRECISIONS)}")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
