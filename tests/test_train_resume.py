@@ -37,14 +37,8 @@ def kit(*args: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
-def test_killed_run_resumes_after_its_first_epoch(cache, tmp_path):
-    """Kill `kit train` once epoch 1 is backed up; --resume finishes the fold without redoing epoch 1,
-    with optimizer state restored (its step counter continues) and the same config."""
-    run = tmp_path / "run"
-    args = ["train", "--cache", str(cache), "--out", str(run), "--folds", "2", "--fold", "0", "--epochs", "4",
-            "--model", "llama_tiny", "--set", "preprocess.max_len=16"]
-    proc = kit(*args)
-    backup = run / "fold0" / "backup" / "state.json"
+def kill_after_first_epoch(proc, backup: Path) -> None:
+    """SIGKILL a training process as soon as its backup records a finished epoch; fail if it ended by itself."""
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         if backup.is_file() and json.loads(backup.read_text())["epoch"] >= 1:
@@ -53,6 +47,16 @@ def test_killed_run_resumes_after_its_first_epoch(cache, tmp_path):
         time.sleep(0.05)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the run was killed mid-training, not finished"
+
+
+def test_killed_run_resumes_after_its_first_epoch(cache, tmp_path):
+    """Kill `kit train` once epoch 1 is backed up; --resume finishes the fold without redoing epoch 1,
+    with optimizer state restored (its step counter continues) and the same config."""
+    run = tmp_path / "run"
+    args = ["train", "--cache", str(cache), "--out", str(run), "--folds", "2", "--fold", "0", "--epochs", "4",
+            "--model", "llama_tiny", "--set", "preprocess.max_len=16"]
+    backup = run / "fold0" / "backup" / "state.json"
+    kill_after_first_epoch(kit(*args), backup)
     assert not (run / "fold0" / "metrics.json").exists()
     epochs_done = json.loads(backup.read_text())["epoch"]
     config_before = (run / "config.json").read_text()
@@ -75,17 +79,10 @@ def test_killed_full_fit_resumes_after_its_first_epoch(cache, tmp_path):
     """A full fit (no validation) killed once epoch 1 is backed up resumes like a fold: the finished epoch is not
     trained again and the kept weights are the last epoch's."""
     run = tmp_path / "full"
-    proc = kit("train", "--full", "--cache", str(cache), "--out", str(run), "--epochs", "3", "--model", "llama_tiny",
+    full = kit("train", "--full", "--cache", str(cache), "--out", str(run), "--epochs", "3", "--model", "llama_tiny",
                "--set", "preprocess.max_len=16")
     backup = run / "full0" / "backup" / "state.json"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if backup.is_file() and json.loads(backup.read_text())["epoch"] >= 1:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the run was killed mid-training, not finished"
+    kill_after_first_epoch(full, backup)
     state = json.loads(backup.read_text())
     assert state["best_val_accuracy"] is None and (run / "full0" / "model.weights.h5").is_file()
 
