@@ -145,6 +145,7 @@ def train(
     Example: kit train --full --from-cv runs/base --seeds 3
     Example: kit train --full --cache cache --out runs/final --epochs 40 --set train.precision=mixed_bfloat16
     Example: kit train --resume runs/base
+    Example (GPU, kit\\[gpu] extra): KERAS_BACKEND=jax kit train --recipe llama26 --set train.precision=mixed_bfloat16
     """
     from kit import config as config_mod
     from kit import full as full_fits
