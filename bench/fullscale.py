@@ -36,11 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from proctree import process_tree  # bench/, on sys.path as the script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 PREPARE_TARGET_S = 600.0  # kit prepare on the full data set, 2 cores
 MEMORY_TARGET = 12 * 2**30  # bytes resident, any stage
-CLOCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -51,24 +51,6 @@ class Stage:
     peak: int = 0  # bytes: largest sum of resident memory over the tree at one sample
     peak_anon: int = 0  # bytes: largest sum of anonymous resident memory (heap, not file pages)
     output: str = ""
-
-
-def tree(root: int) -> dict[int, tuple[int, int, float]]:
-    """{pid: (resident bytes, anonymous resident bytes, CPU seconds)} of `root` and all its descendants."""
-    out, todo = {}, [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-            times = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            todo += [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
-                     for c in (task / "children").read_text().split()]
-        except OSError:  # it ended meanwhile
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        rss, anon = (int(fields.get(key, "0 kB").split()[0]) * 1024 for key in ("VmRSS", "RssAnon"))
-        out[pid] = (rss, anon, (int(times[11]) + int(times[12])) / CLOCK)  # utime + stime
-    return out
 
 
 SUMMARY = {"train": "cross-validation", "export": "wrote "}  # the output line to show; default: the first
@@ -85,10 +67,10 @@ def run_stage(name: str, args: list[str], log: Path) -> Stage:
 
         def sample() -> None:
             while proc.poll() is None:
-                now = tree(proc.pid)
-                stage.peak = max(stage.peak, sum(rss for rss, _, _ in now.values()))
-                stage.peak_anon = max(stage.peak_anon, sum(anon for _, anon, _ in now.values()))
-                cpu.update({pid: seconds for pid, (_, _, seconds) in now.items()})  # last reading of each
+                now = process_tree(proc.pid)
+                stage.peak = max(stage.peak, sum(use.rss for use in now.values()))
+                stage.peak_anon = max(stage.peak_anon, sum(use.anon for use in now.values()))
+                cpu.update({pid: use.cpu for pid, use in now.items()})  # last reading of each
                 time.sleep(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)

@@ -44,11 +44,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing: python bench/prepare.py
 
 from kit.landmarks import N_LANDMARKS, OFFSET, landmark_index_column, type_column  # noqa: E402
+from proctree import CLOCK, process_tree  # noqa: E402  (bench/, on sys.path as the script's folder)
 
 FULL_SET = 94_477
 TARGET = 3.0  # issue 6: kit prepare at least 3x the competition's loader
 SAMPLES = ROOT.parent / "shared" / "data" / "islr-samples"
-CLOCK = os.sysconf("SC_CLK_TCK")
 
 
 def realistic_lengths(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -125,28 +125,6 @@ def baseline(paths: list[Path]) -> Timing:
     return Timing(wall, cpu, max(0.0, (busy_seconds() - busy - cpu) / wall))
 
 
-def process_tree(root_pid: int) -> dict[int, tuple[int, int, float]]:
-    """{pid: (resident bytes, peak resident bytes, CPU seconds)} of `root_pid` and its descendants, from /proc.
-
-    /proc rather than getrusage: the workers are children of multiprocessing's fork server, which nobody
-    waits for, so RUSAGE_CHILDREN would miss them.
-    """
-    tree, todo = {}, [root_pid]
-    while todo:
-        pid = todo.pop()
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-            times = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            todo += [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
-                     for child in (task / "children").read_text().split()]
-        except OSError:  # it ended meanwhile
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        kib = [int(fields.get(key, "0 kB").split()[0]) * 1024 for key in ("VmRSS", "VmHWM")]
-        tree[pid] = (kib[0], kib[1], (int(times[11]) + int(times[12])) / CLOCK)
-    return tree
-
-
 def run_prepare(data: Path, cache: Path) -> Timing:
     """Run `python -m kit.cli prepare` with its default workers: wall and CPU seconds, peak memory, output."""
     command = [sys.executable, "-m", "kit.cli", "prepare", "--data", str(data), "--cache", str(cache)]
@@ -157,7 +135,7 @@ def run_prepare(data: Path, cache: Path) -> Timing:
 
     def sample():  # the command's own figures come exactly from rusage below; this adds the processes it starts
         while run.poll() is None:
-            for pid, (_, hwm, seconds) in process_tree(run.pid).items():
+            for pid, (_, hwm, _, seconds) in process_tree(run.pid).items():
                 peaks[pid] = max(peaks.get(pid, 0), hwm)
                 if pid != run.pid:
                     cpu[pid] = seconds  # the last reading before it ends
