@@ -23,3 +23,11 @@ def shared_samples() -> Path:
             pytest.fail(f"{SAMPLES} is missing: CI must run the real-format tests with ../shared beside the clone")
         pytest.skip(f"real samples not found at {SAMPLES} (they sit in ../shared beside the checkout)")
     return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> Path:
+    """4 signs x 4 synthetic signers x 2, cached: for tests that train (read only; runs go elsewhere)."""
+    from tests.runs import synth_and_prepare
+
+    return synth_and_prepare(tmp_path_factory.mktemp("tiny"), 4, 4, 2) / "cache"

@@ -1,10 +1,14 @@
-"""Build run directories with untrained models, so export and evaluate tests need no training."""
+"""Build what tests start from: cached synthetic data, and run directories with untrained models (so export
+and evaluate tests need no training)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from kit.cli import app
 from kit.config import Config, ModelConfig, PreprocessConfig
 from kit.train import build_model
 
@@ -23,3 +27,14 @@ def fake_run(run_dir: Path, model_names=("llama_tiny",) * 3, max_len: int = 32, 
         build_model(cfg).save_weights(fold_dir / "model.weights.h5")
         (fold_dir / "metrics.json").write_text(json.dumps({"fold": k, "val_accuracy": 0.5 - 0.1 * k}))
     return Path(run_dir)
+
+
+def synth_and_prepare(root: Path, signs: int, participants: int, per_sign: int) -> Path:
+    """`kit synth` into root/data and `kit prepare` into root/cache, through the CLI; returns `root`."""
+    for args in (["synth", "--out", str(root / "data"), "--signs", str(signs), "--participants", str(participants),
+                  "--per-sign", str(per_sign)],
+                 ["prepare", "--data", str(root / "data"), "--cache", str(root / "cache"), "--workers", "1"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    return root
+

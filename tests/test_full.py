@@ -22,13 +22,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("full")
-    for args in (["synth", "--out", str(root / "data"), "--signs", "4", "--participants", "4", "--per-sign", "2"],
-                 ["prepare", "--data", str(root / "data"), "--cache", str(root / "cache"), "--workers", "1"]):
-        result = runner.invoke(app, args)
-        assert result.exit_code == 0, result.output
-    return root / "cache"
+def cache(tiny_cache) -> Path:
+    return tiny_cache
 
 
 def fake_cv(run_dir: Path, cache: Path | None, best_epochs=(1, 2), oof: bool = True) -> Path:

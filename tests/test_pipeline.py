@@ -8,13 +8,12 @@ import dataclasses
 import numpy as np
 import pytest
 import tensorflow as tf
-from typer.testing import CliRunner
 
 from kit import augment
 from kit import landmarks as L
-from kit.cli import app
 from kit.config import RECIPES, Config, PreprocessConfig, TrainConfig, recipe
 from kit.preprocess import preprocess
+from tests.runs import synth_and_prepare
 
 OPTIONS = ("dominant_hand", "shoulder_unit", "distances", "angles", "motion", "trim_idle")
 
@@ -23,12 +22,7 @@ OPTIONS = ("dominant_hand", "shoulder_unit", "distances", "angles", "motion", "t
 def cache(tmp_path_factory):
     from kit.cache import open_cache
 
-    root = tmp_path_factory.mktemp("pipe")
-    runner = CliRunner()
-    assert runner.invoke(app, ["synth", "--out", str(root / "d"), "--signs", "3", "--participants", "2",
-                               "--per-sign", "3"]).exit_code == 0
-    assert runner.invoke(app, ["prepare", "--data", str(root / "d"), "--cache", str(root / "c")]).exit_code == 0
-    return open_cache(root / "c")
+    return open_cache(synth_and_prepare(tmp_path_factory.mktemp("pipe"), 3, 2, 3) / "cache")
 
 
 def real_sequences(samples) -> list[np.ndarray]:

@@ -165,22 +165,6 @@ def test_counts_from_a_csv_without_participant_id(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--like-competition", "--fraction", "0"], "Error: --fraction 0.0: must be in (0, 1], e.g. 0.05 for a quick "
-                                                "rehearsal"),
-    (["--like-competition", "--signs", "3"], "Error: --signs, --participants and --per-sign do not go with "
-                                             "--like-competition, whose shape is the real one; use --fraction for a "
-                                             "smaller set"),
-    (["--fraction", "0.5"], "Error: --fraction, --counts and --workers go with --like-competition"),
-])
-def test_cli_bad_combinations_one_line_error(tmp_path, args, message):
-    result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "x"), *args])
-    assert result.exit_code == 1
-    assert result.stderr.strip() == message
-    assert not (tmp_path / "x").exists()
-
-
-
 @pytest.mark.parametrize("span", [11, 30, 60, 499])
 def test_fit_times_keeps_the_keys_in_order_inside_the_recording(span):
     """Sped up or slowed down (at most SLOWEST) with idle frames around it, a sign's keys stay in order and

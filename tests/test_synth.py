@@ -172,9 +172,16 @@ def test_cli_writes_a_data_set(tmp_path):
     (["--participants", "0"], "Error: --participants 0: must be 1..1000"),
     (["--per-sign", "0"], "Error: --per-sign 0: must be 1..100"),
     (["--seed", "-1"], "Error: --seed -1: must be 0 or more"),
+    (["--like-competition", "--fraction", "0"], "Error: --fraction 0.0: must be in (0, 1], e.g. 0.05 for a quick "
+                                                "rehearsal"),
+    (["--like-competition", "--signs", "3"], "Error: --signs, --participants and --per-sign do not go with "
+                                             "--like-competition, whose shape is the real one; use --fraction for a "
+                                             "smaller set"),
+    (["--fraction", "0.5"], "Error: --fraction, --counts and --workers go with --like-competition"),
 ])
 def test_cli_bad_arguments_one_line_error(tmp_path, args, message):
-    """Out-of-range options exit 1 with one line `Error: <option>: <valid range>` and write nothing."""
+    """Out-of-range options, and the --like-competition options mixed with the plain shape's, exit 1 with one
+    line `Error: <option>: <what is valid>` and write nothing."""
     result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "x"), *args])
     assert result.exit_code == 1
     assert result.stderr.strip() == message

@@ -9,18 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from kit.cli import app
+from tests.runs import synth_and_prepare
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def small_cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("small")
-    for args in (["synth", "--out", str(root / "data"), "--signs", "5", "--participants", "4", "--per-sign", "2"],
-                 ["prepare", "--data", str(root / "data"), "--cache", str(root / "cache"), "--workers", "1"]):
-        result = runner.invoke(app, args)
-        assert result.exit_code == 0, result.output
-    return root
+    return synth_and_prepare(tmp_path_factory.mktemp("small"), 5, 4, 2)
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume")
-    for args in (["synth", "--out", str(root / "data"), "--signs", "4", "--participants", "4", "--per-sign", "2"],
-                 ["prepare", "--data", str(root / "data"), "--cache", str(root / "cache"), "--workers", "1"]):
-        result = runner.invoke(app, args)
-        assert result.exit_code == 0, result.output
-    return root / "cache"
+def cache(tiny_cache) -> Path:
+    return tiny_cache
 
 
 def kit(*args: str, **kwargs) -> subprocess.Popen:
