@@ -9,6 +9,7 @@ their accelerators already.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,18 +79,14 @@ def detect(root: Path = Path("/")) -> Devices:
                    cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-_announced = False
-
-
+@functools.cache
 def announce() -> Devices:
-    """Say once per process what training runs on, and warn about an accelerator that trains nothing."""
-    global _announced
+    """Say once per process (the first fold, not every one) what training runs on, and warn about an
+    accelerator that trains nothing."""
     from kit.progress import say
 
     devices = detect()
-    if not _announced:
-        say(str(devices))
-        if devices.warning:
-            say(devices.warning)
-        _announced = True
+    say(str(devices))
+    if devices.warning:
+        say(devices.warning)
     return devices

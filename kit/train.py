@@ -42,6 +42,7 @@ import numpy as np
 from kit import config as config_mod
 from kit.config import Config
 from kit.cv import CVResult, summarize
+from kit.devices import backend_accelerators
 from kit.distribute import strategy_scope
 from kit.errors import KitError
 from kit.folds import assign_folds
@@ -83,10 +84,7 @@ def resolve_jit_compile(setting: str, replicas: int = 1) -> bool:
         return setting == "on"
     if keras.backend.backend() == "jax":
         return True
-    import tensorflow as tf
-
-    accelerators = tf.config.list_physical_devices("GPU") + tf.config.list_physical_devices("TPU")
-    return bool(accelerators) and replicas == 1
+    return bool(backend_accelerators()) and replicas == 1
 
 
 def compile_model(cfg: Config, steps_per_epoch: int, replicas: int = 1) -> keras.Model:
