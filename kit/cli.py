@@ -422,5 +422,104 @@ def report(run_dir: Path = typer.Argument(..., help="Run directory written by ki
         raise _fail(err)
 
 
+kaggle_app = typer.Typer(
+    no_args_is_help=True,
+    help="Train in Kaggle's own notebooks (T4 x2 or TPU v5e-8), where the data and free accelerators are.",
+)
+app.add_typer(kaggle_app, name="kaggle")
+
+
+@kaggle_app.command("train")
+def kaggle_train(
+    out: Optional[Path] = typer.Option(None, "--out", help="Local run directory the folds come back into (default: "
+                                       "runs/run)."),
+    folds: int = typer.Option(5, help="GroupKFold folds by participant: every signer is held out once."),
+    fold: Optional[list[int]] = typer.Option(None, help="Train only this fold (repeatable), e.g. --fold 0."),
+    epochs: Optional[int] = typer.Option(None, help="Shortcut for --set train.epochs=E."),
+    model: Optional[str] = typer.Option(None, help="Shortcut for --set model.name=NAME (see kit models)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON config to start from."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Start from a winning recipe: llama26, conv1st, "
+                                         "mlp80."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
+    accelerator: str = typer.Option("t4", help="t4 (T4 x2, 12 h a session, TensorFlow on both GPUs) or tpu "
+                                    "(TPU v5e-8, 9 h a session, JAX)."),
+    parallel: int = typer.Option(2, help="Kernels running at once (Kaggle allows 2 GPU sessions, 1 TPU session)."),
+    per_kernel: Optional[int] = typer.Option(None, "--folds-per-kernel", help="Folds each kernel trains one after "
+                                             "the other (default: as few as lets every kernel run at once)."),
+    backend: Optional[str] = typer.Option(None, help="Keras backend in the kernel: tensorflow or jax (default: "
+                                          "tensorflow on t4, jax on tpu)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run's Kaggle training with the "
+                                          "settings it started with."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Render the wheel dataset and the kernels, list what "
+                                 "would be sent; send nothing."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Push and download what can be now; run again later."),
+    poll: float = typer.Option(60.0, "--poll", help="Seconds between status checks while waiting."),
+) -> None:
+    """Train folds in Kaggle kernels and stream each finished fold into a local run for kit cv / export / submit.
+
+    The kit goes up as a wheel in a private dataset (a new version only when the code changed); one kernel per
+    group of folds prepares the competition's data and trains there; finished folds come back verified. A re-run
+    (or --resume RUN) continues where anything stopped and never starts a second session of the same folds.
+
+    Example: kit kaggle train --out runs/k5 --recipe llama26 --folds 5
+    Example: kit kaggle train --out runs/tpu --accelerator tpu --parallel 1 --set train.precision=mixed_bfloat16
+    Example: kit kaggle train --resume runs/k5
+    """
+    from kit import config as config_mod
+    from kit import kaggle_api
+    from kit import kaggle_train as remote
+
+    try:
+        creds = kaggle_api.find_credentials()
+        owner = creds.username if creds and creds.username else None
+        if resume is not None:
+            if config or recipe or set_ or epochs is not None or model or fold or out:
+                raise KitError("--resume continues a run with the settings it started with: drop the other options")
+            plan = remote.plan_from_state(resume, owner or remote.OFFLINE_OWNER)
+        else:
+            shortcuts = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
+                [f'model.name="{model}"'] if model else [])
+            cfg = config_mod.apply_overrides(_base_config(config, recipe), shortcuts + list(set_ or []))
+            from kit.train import build_model
+
+            build_model(cfg)  # a bad model name or size fails here, not hours later on Kaggle
+            plan = remote.make_plan(cfg, out or Path("runs/run"), owner or remote.OFFLINE_OWNER, n_folds=folds,
+                                    only_folds=fold or None, accelerator=accelerator, parallel=parallel,
+                                    per_kernel=per_kernel, backend=backend)
+        typer.echo(remote.train_on_kaggle(plan, dry_run=dry_run, wait=not no_wait, poll_seconds=poll))
+    except KitError as err:
+        raise _fail(err)
+
+
+@kaggle_app.command("status")
+def kaggle_status(run_dir: Path = typer.Argument(..., help="A run started with kit kaggle train.")) -> None:
+    """Each kernel of the run: its folds, state and time since the push; and your weekly GPU/TPU quota.
+
+    Example: kit kaggle status runs/k5
+    """
+    from kit import kaggle_train as remote
+
+    try:
+        typer.echo(remote.status(run_dir))
+    except KitError as err:
+        raise _fail(err)
+
+
+@kaggle_app.command("cancel")
+def kaggle_cancel(run_dir: Path = typer.Argument(..., help="A run started with kit kaggle train.")) -> None:
+    """Stop the run's queued and running kernels (by deleting them, which is how Kaggle stops a session).
+
+    Finished folds stay; kit kaggle train --resume RUN pushes the cancelled ones again.
+
+    Example: kit kaggle cancel runs/k5
+    """
+    from kit import kaggle_train as remote
+
+    try:
+        typer.echo(remote.cancel(run_dir))
+    except KitError as err:
+        raise _fail(err)
+
+
 if __name__ == "__main__":  # `python -m kit.cli ...`, as the resume test runs it
     app()

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from kit.errors import KitError
 from kit.progress import say
@@ -173,6 +175,12 @@ def _is_connection_error(err: BaseException) -> bool:
     return isinstance(err, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError))
 
 
+def _is_not_json(err: BaseException) -> bool:
+    """A page instead of an answer: a proxy or an overloaded front end sends HTML, which the client then fails to
+    read as JSON (a 200 with HTML, or an error status whose body is HTML)."""
+    return isinstance(err, ValueError) and type(err).__name__ == "JSONDecodeError"
+
+
 def explain(err: BaseException, doing: str, creds: Credentials | None, on_403: str | None = None) -> KitError:
     """One line saying what went wrong while `doing`, and the fix; never holds a secret."""
     status = http_status(err)
@@ -186,6 +194,8 @@ def explain(err: BaseException, doing: str, creds: Credentials | None, on_403: s
         text = f"Kaggle answered HTTP {status} while {doing}: {err}"
     elif _is_connection_error(err):
         text = f"cannot reach Kaggle while {doing} ({type(err).__name__}): check the network and run it again"
+    elif _is_not_json(err):
+        text = f"Kaggle answered with a web page instead of data while {doing}: it is overloaded; run it again later"
     else:
         text = f"{doing} failed: {type(err).__name__}: {err}"
     return KitError(scrub(text, creds))
@@ -195,7 +205,7 @@ def _transient(err: BaseException) -> bool:
     status = http_status(err)
     if status is not None:
         return status == 429 or status >= 500
-    return _is_connection_error(err)
+    return _is_connection_error(err) or _is_not_json(err)
 
 
 def _retry_after(err: BaseException) -> float | None:
@@ -212,12 +222,13 @@ def call(
     creds: Credentials | None,
     *,
     on_403: str | None = None,
-    delays: Sequence[float] = RETRY_DELAYS,
+    delays: Sequence[float] | None = None,
 ) -> T:
     """Run one client call; 429, 5xx and dropped connections are retried after each of `delays`.
 
     Anything else, or a transient failure that outlasts the retries, becomes a one-line KitError.
     """
+    delays = RETRY_DELAYS if delays is None else delays
     for attempt in range(len(delays) + 1):
         try:
             with client_output_to_stderr():
@@ -228,13 +239,120 @@ def call(
             if not _transient(err):
                 raise explain(err, doing, creds, on_403) from None
             if attempt == len(delays):
-                what = f"HTTP {http_status(err)}" if http_status(err) else type(err).__name__
+                what = f"HTTP {http_status(err)}" if http_status(err) else "a web page, not data" if \
+                    _is_not_json(err) else type(err).__name__
                 raise KitError(
                     scrub(f"Kaggle kept failing ({what}) while {doing}, {attempt + 1} tries: nothing done so far is "
                           "lost; run the same command again later and it continues where it stopped", creds)
                 ) from None
             wait = _retry_after(err) if http_status(err) == 429 else None
             wait = delays[attempt] if wait is None else wait
-            say(scrub(f"Kaggle: {http_status(err) or type(err).__name__} while {doing}; retry in {wait:g} s", creds))
+            what = http_status(err) or ("a web page, not data" if _is_not_json(err) else type(err).__name__)
+            say(scrub(f"Kaggle: {what} while {doing}; retry in {wait:g} s", creds))
             time.sleep(wait)
     raise AssertionError("unreachable: the loop returns or raises")
+
+
+def error_text(err: BaseException) -> str:
+    """What Kaggle said in a refusal: the JSON message of an HTTP error, else the exception's text."""
+    response = getattr(err, "response", None)
+    try:
+        return str(response.json().get("message") or err)
+    except (AttributeError, ValueError):
+        return str(err)
+
+
+def log_url(kernel_url: str) -> str:
+    parts = urlsplit(kernel_url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/log"))
+
+
+def log_tail(log: str, n: int = 3) -> list[str]:
+    """The telling end of a kernel log (Kaggle's JSON list of {stream_name, time, data}, or plain text): its last
+    error lines if it has any (warnings would crowd them out), else its last lines."""
+    try:
+        text = "".join(entry.get("data", "") for entry in json.loads(log))
+    except (ValueError, TypeError, AttributeError):
+        text = log
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if re.search(r"ERROR|\w*Error\b", line)]
+    return (errors or lines)[-n:]
+
+
+def session_status(api: Any, ref: str, version: int) -> Any:
+    """Status of one kernel version's session. The 2.2.4 client asks for the newest session only; the request
+    has a version label ("v3"; a bare number is not found) that pins the one that was pushed."""
+    from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelSessionStatusRequest
+
+    owner, slug = ref.split("/")
+    request = ApiGetKernelSessionStatusRequest()
+    request.user_name, request.kernel_slug, request.version_label = owner, slug, f"v{version}"
+    with api.build_kaggle_client() as kaggle:
+        return kaggle.kernels.kernels_api_client.get_kernel_session_status(request)
+
+
+def session_output(api: Any, ref: str, version: int) -> tuple[list[tuple[str, str]], str]:
+    """(file name, URL) of every output file of one kernel version, and its log; every page of the listing."""
+    from kagglesdk.kernels.types.kernels_api_service import ApiListKernelSessionOutputRequest
+
+    owner, slug = ref.split("/")
+    files, log, token = [], "", None
+    with api.build_kaggle_client() as kaggle:
+        while True:
+            request = ApiListKernelSessionOutputRequest()
+            request.user_name, request.kernel_slug, request.version_label = owner, slug, f"v{version}"
+            request.page_size = 100
+            if token:
+                request.page_token = token
+            response = kaggle.kernels.kernels_api_client.list_kernel_session_output(request)
+            files += [(f.file_name, f.url) for f in response.files or []]
+            log = log or response.log or ""
+            token = response.next_page_token
+            if not token:
+                return files, log
+
+
+def delete_kernel(api: Any, ref: str) -> None:
+    """Deleting a kernel is what stops its running session (the API has no cancel for a pushed version)."""
+    api.kernels_delete(ref, no_confirm=True)
+
+
+def quota(api: Any) -> dict[str, tuple[float, float]]:
+    """{"gpu": (hours used, hours allowed), "tpu": ...} for this week, from quota_view()."""
+    answer = api.quota_view()
+    out = {}
+    for name in ("gpu", "tpu"):
+        q = getattr(answer, f"{name}_quota", None)
+        if q is not None and q.total_time_allowed is not None:
+            used = q.time_used.total_seconds() / 3600 if q.time_used is not None else 0.0
+            out[name] = (used, q.total_time_allowed.total_seconds() / 3600)
+    return out
+
+
+def dataset_status(api: Any, ref: str, creds: Credentials | None) -> str | None:
+    """"ready", "pending", "failed"... for one of the user's datasets; None when it does not exist."""
+    def status() -> str | None:
+        try:
+            return api.dataset_status(ref)
+        except Exception as err:
+            if http_status(err) == 404:
+                return None
+            raise
+
+    return call(status, f"looking up the dataset {ref}", creds)
+
+
+def dataset_exists(api: Any, ref: str, creds: Credentials | None) -> bool:
+    return dataset_status(api, ref, creds) is not None
+
+
+def upload_dataset(api: Any, creds: Credentials | None, folder: str, ref: str, exists: bool, note: str) -> None:
+    """The folder (dataset-metadata.json and its files) as a new version of `ref`, or as a new private dataset."""
+    def upload() -> Any:
+        if exists:
+            return api.dataset_create_version(folder, version_notes=note, quiet=True, dir_mode="skip")
+        return api.dataset_create_new(folder, public=False, quiet=True, dir_mode="skip")
+
+    result = call(upload, f"uploading {folder} to {ref}", creds)
+    if result.error or (result.status or "ok").lower() != "ok":
+        raise KitError(f"Kaggle did not take the dataset {ref}: {result.error or result.status}")

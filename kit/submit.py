@@ -15,14 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from kit import kaggle_api
 from kit.errors import BadFile, KitError
@@ -220,23 +218,6 @@ def _dry_run(target: Path | None, message: str | None) -> SubmitReport:
     return report
 
 
-def _log_url(kernel_url: str) -> str:
-    parts = urlsplit(kernel_url)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/log"))
-
-
-def _log_tail(log: str, n: int = 3) -> list[str]:
-    """The telling end of a kernel log (Kaggle's JSON list of {stream_name, time, data}, or plain text): its last
-    error lines if it has any (warnings would crowd them out), else its last lines."""
-    try:
-        text = "".join(entry.get("data", "") for entry in json.loads(log))
-    except (ValueError, TypeError, AttributeError):
-        text = log
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if re.search(r"ERROR|\w*Error\b", line)]
-    return (errors or lines)[-n:]
-
-
 class _Submission:
     """The five steps, each skipped when the state says it is done for this model."""
 
@@ -278,32 +259,14 @@ class _Submission:
         if self.state.get("dataset_uploaded"):
             self.report.add(f"dataset {ref}: already holds this model")
             return True
-        exists = self._status_or_none(ref) is not None
-        folder = str(self.plan.dataset_dir)
+        exists = kaggle_api.dataset_exists(self.api, ref, self.creds)
         say(f"dataset {ref}: uploading {MODEL_FILE} ({self.plan.model.stat().st_size / 2**20:.1f} MB)")
-        if exists:
-            note = f"model {self.plan.sha256[:12]}"
-            fn = lambda: self.api.dataset_create_version(folder, version_notes=note, quiet=True, dir_mode="skip")
-        else:
-            fn = lambda: self.api.dataset_create_new(folder, public=False, quiet=True, dir_mode="skip")
-        result = self._call(fn, f"uploading {MODEL_FILE} to {ref}")
-        if result.error or (result.status or "ok").lower() != "ok":
-            raise KitError(f"Kaggle did not take the dataset {ref}: {result.error or result.status}")
+        kaggle_api.upload_dataset(self.api, self.creds, str(self.plan.dataset_dir), ref, exists,
+                                  f"model {self.plan.sha256[:12]}")
         self._save(dataset_uploaded=True, dataset_ready=False)
         self.report.add(f"dataset {ref}: {'new version' if exists else 'created (private)'} with {MODEL_FILE}")
         time.sleep(self.poll)  # let Kaggle start processing the new version before asking whether it is ready
         return True
-
-    def _status_or_none(self, ref: str) -> str | None:
-        def status() -> str | None:
-            try:
-                return self.api.dataset_status(ref)
-            except Exception as err:
-                if kaggle_api.http_status(err) == 404:
-                    return None
-                raise
-
-        return self._call(status, f"looking up the dataset {ref}")
 
     def dataset_ready(self) -> bool:
         if self.state.get("dataset_ready"):
@@ -311,7 +274,7 @@ class _Submission:
         ref = self.plan.dataset_ref
 
         def check():
-            status = self._status_or_none(ref) or "not found"
+            status = kaggle_api.dataset_status(self.api, ref, self.creds) or "not found"
             if status == "failed":
                 self._save(dataset_uploaded=False)
                 raise KitError(f"Kaggle failed to process the dataset {ref}: run kit submit again to upload it anew")
@@ -362,12 +325,12 @@ class _Submission:
         return True
 
     def _kernel_failure(self, version: int, status: str, message: str | None) -> str:
-        ref, url = self.plan.kernel_ref, _log_url(self.state.get("kernel_url") or "")
+        ref, url = self.plan.kernel_ref, kaggle_api.log_url(self.state.get("kernel_url") or "")
         text = f"kernel {ref} version {version} ended in {status}"
         text += f" ({message})" if message else ""
         text += f": see its log at {url}"
         try:
-            tail = _log_tail(self._call(lambda: self.api.kernels_logs(ref), f"reading the log of {ref}"))
+            tail = kaggle_api.log_tail(self._call(lambda: self.api.kernels_logs(ref), f"reading the log of {ref}"))
         except KitError as err:
             tail = [f"(the log could not be read: {err})"]
         if tail:

@@ -9,9 +9,16 @@ on another host (as Kaggle redirects to signed storage URLs) that honours Range 
 is StartBlobUpload then PUT to the returned URL; a pushed kernel really runs (python, in a Kaggle-like input/working
 layout, without network or credentials) and its output is what CreateCodeSubmission checks.
 
+Training kernels (kit kaggle train): a kernel's status and output are asked for by version label ("v2"; a bare
+number is not found, as on Kaggle), its output files (nested names included) are served from file URLs, at most
+`max_sessions` pushed kernels of one machine shape run at once (another push is refused as Kaggle refuses it),
+DeleteKernel stops a running session, and GetAcceleratorQuotaStatistics answers `quota_used`/`quota_allowed` hours.
+
 Every request is recorded in `requests`; failure modes are switches: `fail_next` (401, 403, 429, 5xx...),
-`rules_accepted`, `drop_file` (the connection dies mid-file), `stall_file` (mid-file, until released),
-`kernel_error` (the next kernel run fails with a log).
+`html_next` (an HTML page instead of JSON, as an overloaded front end sends), `rules_accepted`, `drop_file` (the
+connection dies mid-file), `stall_file` (mid-file, until released), `kernel_error` (the next kernel run fails with a
+log), `hold_kernels` (pushed kernels stay RUNNING until `release_kernels()`), `kernel_runner` (a function that plays
+a kernel's run instead of running its script).
 """
 
 from __future__ import annotations
@@ -139,6 +146,12 @@ class KaggleStub:
         self.requests: list[Seen] = []
         self.rules_accepted = True
         self.kernel_error: str | None = None
+        self.kernel_runner = None  # (body, input_dir, working_dir) -> (returncode, stdout, stderr)
+        self.max_sessions = 2  # running batch sessions per machine shape, as Kaggle allows for GPUs
+        self.quota_used, self.quota_allowed = 3.5, 30.0  # GPU hours this week
+        self.hold = threading.Event()
+        self.hold.set()
+        self._htmls: list[tuple[str, int]] = []
         self._failures: list[tuple[str, int, str, float | None]] = []
         self._drops: dict[str, list[int]] = {}
         self._stalls: dict[str, int] = {}
@@ -147,6 +160,7 @@ class KaggleStub:
         self.blobs: dict[str, dict] = {}
         self.kernels: dict[str, Kernel] = {}
         self.submissions: list[dict] = []
+        self.deleted: list[str] = []
         self._lock = threading.Lock()
         self._runs: list[threading.Thread] = []
         self._server: ThreadingHTTPServer | None = None
@@ -168,6 +182,7 @@ class KaggleStub:
 
     def stop(self) -> None:
         self.stall_release.set()
+        self.hold.set()
         for run in self._runs:
             run.join(KERNEL_TIMEOUT)
         if self._server:
@@ -190,6 +205,17 @@ class KaggleStub:
                   retry_after: float | None = None) -> None:
         """The next `times` API calls whose 'Service/Method' contains `rpc` answer `status` with `message`."""
         self._failures += [(rpc, status, message, retry_after)] * times
+
+    def html_next(self, status: int, times: int = 1, rpc: str = "") -> None:
+        """The next `times` API calls whose 'Service/Method' contains `rpc` answer `status` with an HTML page."""
+        self._htmls += [(rpc, status)] * times
+
+    def hold_kernels(self) -> None:
+        """Kernels pushed from now on stay RUNNING until release_kernels()."""
+        self.hold.clear()
+
+    def release_kernels(self) -> None:
+        self.hold.set()
 
     def drop_file(self, name: str, after: int, times: int = 1) -> None:
         """The next `times` downloads of `name` send `after` bytes of the body, then the connection dies."""
@@ -241,6 +267,13 @@ class KaggleStub:
         return auth == basic or (self.token is not None and auth == f"Bearer {self.token}")
 
     def _api(self, seen: Seen, h: "_Handler") -> tuple[int, dict]:
+        for i, (rpc, status) in enumerate(self._htmls):
+            if rpc in seen.rpc:
+                del self._htmls[i]
+                seen.status = status
+                page = f"<html><body><h1>{status} Service Unavailable</h1>Please try again.</body></html>".encode()
+                h.send_raw(status, {"Content-Type": "text/html", "Content-Length": str(len(page))}, page)
+                return 0, {}
         for i, (rpc, status, message, retry_after) in enumerate(self._failures):
             if rpc in seen.rpc:
                 del self._failures[i]
@@ -290,6 +323,12 @@ class KaggleStub:
         return self._redirect(seen, h, f"/files/{COMPETITION}/{COMPETITION}.zip")
 
     def file_bytes(self, path: str) -> bytes | None:
+        if path.startswith("/files/kernels/"):  # /files/kernels/<owner>__<slug>/v<N>/<name...>
+            ref, number, name = path.removeprefix("/files/kernels/").split("/", 2)
+            kernel = self.kernels.get(ref.replace("__", "/"))
+            versions = kernel.versions if kernel else []
+            n = int(number[1:])
+            return versions[n - 1]["output"].get(name) if 0 < n <= len(versions) else None
         name = path.removeprefix(f"/files/{COMPETITION}/")
         if name == f"{COMPETITION}.zip":
             return self.archive
@@ -398,6 +437,13 @@ class KaggleStub:
         self.datasets[ref].append(files)
         return 200, {"ref": ref, "url": f"https://www.kaggle.com/datasets/{ref}", "status": "ok"}
 
+    def _rpc_ListDatasetFiles(self, body: dict, seen: Seen, h) -> tuple[int, dict]:
+        ref = f"{body.get('ownerSlug')}/{body.get('datasetSlug')}"
+        if ref not in self.datasets:
+            return _error(404, f"Dataset {ref} not found")
+        files = self.datasets[ref][-1]
+        return 200, {"datasetFiles": [{"ref": n, "name": n, "totalBytes": len(d)} for n, d in files.items()]}
+
     def _rpc_GetDatasetStatus(self, body: dict, seen: Seen, h) -> tuple[int, dict]:
         ref = f"{body.get('ownerSlug')}/{body.get('datasetSlug')}"
         if ref not in self.datasets:
@@ -414,8 +460,13 @@ class KaggleStub:
         bad_comp = [c for c in body.get("competitionDataSources", []) if c != COMPETITION]
         if bad or bad_comp:
             return 200, {"invalidDatasetSources": bad, "invalidCompetitionSources": bad_comp}
+        shape = body.get("machineShape")
+        running = [v for k in self.kernels.values() for v in k.versions
+                   if v["status"] in ("QUEUED", "RUNNING") and v["body"].get("machineShape") == shape]
+        if shape and len(running) >= self.max_sessions:
+            return 200, {"error": f"Maximum batch GPU session count of {self.max_sessions} reached."}
         kernel = self.kernels.setdefault(ref, Kernel())
-        version = {"body": body, "status": "RUNNING", "failure": None, "log": "", "output": {}}
+        version = {"body": body, "status": "RUNNING", "failure": None, "log": "", "output": {}, "proc": None}
         kernel.versions.append(version)
         number = len(kernel.versions)
         run = threading.Thread(target=self._run_kernel, args=(ref, number, version), daemon=True)
@@ -426,6 +477,9 @@ class KaggleStub:
 
     def _run_kernel(self, ref: str, number: int, version: dict) -> None:
         """Run the pushed script as Kaggle would: datasets and competition under input/, output in working/."""
+        self.hold.wait(KERNEL_TIMEOUT)
+        if version["status"] != "RUNNING":  # deleted while it waited
+            return
         if self.kernel_error:
             version.update(status="ERROR", failure=self.kernel_error,
                            log=json.dumps([{"stream_name": "stderr", "time": 1.0, "data": self.kernel_error + "\n"}]))
@@ -441,37 +495,88 @@ class KaggleStub:
             (inputs / COMPETITION / name).parent.mkdir(parents=True, exist_ok=True)
             (inputs / COMPETITION / name).write_bytes(data)
         working.mkdir(parents=True)
-        script = root / version["body"].get("slug", "k").split("/")[1]
-        script = script.with_suffix(".py")
-        script.write_text(version["body"]["text"])
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"}
-        proc = subprocess.run([sys.executable, str(script), "--input", str(inputs), "--output", str(working)],
-                              cwd=working, env=env, capture_output=True, text=True, timeout=KERNEL_TIMEOUT)
-        log = [{"stream_name": "stdout", "time": 0.5, "data": proc.stdout},
-               {"stream_name": "stderr", "time": 1.0, "data": proc.stderr}]
-        output = {p.name: p.read_bytes() for p in working.iterdir() if p.is_file()}
-        ok = proc.returncode == 0
+        if self.kernel_runner is not None:
+            code, out, err = self.kernel_runner(version["body"], inputs, working)
+        else:
+            script = root / version["body"].get("slug", "k").split("/")[1]
+            script = script.with_suffix(".py")
+            script.write_text(version["body"]["text"])
+            env = {"PATH": os.environ.get("PATH", ""), "HOME": str(root), "TF_CPP_MIN_LOG_LEVEL": "3"}
+            proc = subprocess.Popen([sys.executable, str(script), "--input", str(inputs), "--output", str(working)],
+                                    cwd=working, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            version["proc"] = proc
+            try:
+                out, err = proc.communicate(timeout=KERNEL_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            code = proc.returncode
+        log = [{"stream_name": "stdout", "time": 0.5, "data": out}, {"stream_name": "stderr", "time": 1.0, "data": err}]
+        output = {p.relative_to(working).as_posix(): p.read_bytes() for p in sorted(working.rglob("*"))
+                  if p.is_file()}
+        if version["status"] != "RUNNING":  # deleted while it ran: Kaggle keeps nothing of it
+            return
+        ok = code == 0
         version.update(status="COMPLETE" if ok else "ERROR", log=json.dumps(log), output=output,
-                       failure=None if ok else f"The script exited with status {proc.returncode}")
+                       failure=None if ok else f"The script exited with status {code}")
 
-    def _latest(self, body: dict) -> dict | None:
+    def _version(self, body: dict) -> tuple[dict | None, str]:
+        """The version a status or output request names by label ("v2"), else the newest; (None, why) if none."""
         kernel = self.kernels.get(f"{body.get('userName')}/{body.get('kernelSlug')}")
-        return kernel.versions[-1] if kernel and kernel.versions else None
+        if kernel is None or not kernel.versions:
+            return None, "Kernel not found"
+        label = body.get("versionLabel")
+        if label is None:
+            return kernel.versions[-1], ""
+        if not (label.startswith("v") and label[1:].isdigit()) or not 0 < int(label[1:]) <= len(kernel.versions):
+            return None, f"Kernel version {label} not found"
+        return kernel.versions[int(label[1:]) - 1], ""
+
+    def _rpc_GetKernel(self, body: dict, seen: Seen, h) -> tuple[int, dict]:
+        ref = f"{body.get('userName')}/{body.get('kernelSlug')}"
+        kernel = self.kernels.get(ref)
+        if kernel is None:
+            return _error(404, "Kernel not found")
+        return 200, {"metadata": {"ref": ref, "slug": body.get("kernelSlug"),
+                                  "currentVersionNumber": len(kernel.versions)}}
+
+    def _rpc_DeleteKernel(self, body: dict, seen: Seen, h) -> tuple[int, dict]:
+        ref = f"{body.get('userName')}/{body.get('kernelSlug')}"
+        kernel = self.kernels.pop(ref, None)
+        if kernel is None:
+            return _error(404, "Kernel not found")
+        for version in kernel.versions:
+            if version["status"] in ("QUEUED", "RUNNING"):
+                version["status"] = "CANCEL_ACKNOWLEDGED"
+                if version.get("proc") is not None:
+                    version["proc"].kill()
+        self.deleted.append(ref)
+        return 200, {}
+
+    def _rpc_GetAcceleratorQuotaStatistics(self, body: dict, seen: Seen, h) -> tuple[int, dict]:
+        hours = lambda x: f"{x * 3600:.0f}s"  # noqa: E731 (protobuf Duration JSON)
+        return 200, {"quotaRefreshTime": "2026-12-05T00:00:00Z",
+                     "gpuQuota": {"timeUsed": hours(self.quota_used), "totalTimeAllowed": hours(self.quota_allowed)},
+                     "tpuQuota": {"timeUsed": hours(0), "totalTimeAllowed": hours(20)}}
 
     def _rpc_GetKernelSessionStatus(self, body: dict, seen: Seen, h) -> tuple[int, dict]:
-        version = self._latest(body)
+        version, why = self._version(body)
         if version is None:
-            return _error(404, "Kernel not found")
+            return _error(404, why)
         answer = {"status": version["status"]}
         if version["failure"]:
             answer["failureMessage"] = version["failure"]
         return 200, answer
 
     def _rpc_ListKernelSessionOutput(self, body: dict, seen: Seen, h) -> tuple[int, dict]:
-        version = self._latest(body)
+        version, why = self._version(body)
         if version is None:
-            return _error(404, "Kernel not found")
-        return 200, {"log": version["log"], "files": [{"fileName": n} for n in version["output"]]}
+            return _error(404, why)
+        kernel = self.kernels[f"{body.get('userName')}/{body.get('kernelSlug')}"]
+        number = kernel.versions.index(version) + 1
+        base = f"{self._file_base(seen)}/files/kernels/{body.get('userName')}__{body.get('kernelSlug')}/v{number}"
+        return 200, {"log": version["log"],
+                     "files": [{"fileName": n, "url": f"{base}/{n}"} for n in version["output"]]}
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -87,3 +87,34 @@ def test_the_key_appears_nowhere(tmp_path):
     assert not leaks
     blobs = [json.dumps(x).encode() if not isinstance(x, bytes) else x for x in received]
     assert not [f for f in forms for b in blobs if f in b]
+
+
+def test_kaggle_training_keeps_the_key_out_of_everything(tmp_path):
+    """kit kaggle train (dry run, a failed kernel whose log echoes the key, a finished round trip), status and
+    cancel, as a user runs them: the key is in no output, no rendered kernel or dataset, no state file, no pushed
+    kernel text and no downloaded file."""
+    from tests.test_kaggle_train import TINY, fake_kernel
+
+    synthesize(tmp_path / "synth", n_signs=2, n_participants=2, per_sign=1, seed=2)
+    files = read_competition(tmp_path / "synth")
+    home, run = home_with(tmp_path / "home", KEY), tmp_path / "runs" / "secret"
+    train = ["kaggle", "train", "--out", str(run), "--folds", "2", *TINY, "--poll", "0.05"]
+    outputs = []
+    with KaggleStub(tmp_path / "kaggle", files, username=USER, key=KEY) as stub:
+        stub.kernel_runner = fake_kernel
+        outputs.append(kit(home, stub, tmp_path, *train, "--dry-run"))
+        stub.kernel_error = f"Kernel died; environment had KAGGLE_KEY={KEY}?"
+        outputs.append(kit(home, stub, tmp_path, *train))
+        outputs.append(kit(home, stub, tmp_path, *train))
+        outputs.append(kit(home, stub, tmp_path, "kaggle", "status", str(run)))
+        outputs.append(kit(home, stub, tmp_path, "kaggle", "cancel", str(run)))
+        pushed = [r.body for r in stub.requests if r.body] + [b["data"] for b in stub.blobs.values()]
+    text = "\n".join(outputs)
+    assert "KAGGLE_KEY=***" in text and "cross-validation on unseen signers" in text, text
+    forms = [s.encode() for s in (KEY, base64.b64encode(f"{USER}:{KEY}".encode()).decode())]
+    assert not [f for f in forms if f in text.encode()], text
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p != home / ".kaggle" / "kaggle.json"]
+    assert any(p.name == "train.py" for p in written) and any(p.name == "state.json" for p in written)
+    assert not [str(p) for p in written for data in contents(p) for f in forms if f in data]
+    blobs = [json.dumps(x).encode() if not isinstance(x, bytes) else x for x in pushed]
+    assert not [f for f in forms for b in blobs if f in b]

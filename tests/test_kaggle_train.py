@@ -1,0 +1,344 @@
+"""kit kaggle train / status / cancel with the real Kaggle client against the loopback stub, and the training
+kernel run locally as `python kernels/train.py --input DIR --output DIR`.
+
+Two tests really train (the kernel script on its own, and a round trip in which the stub runs the pushed kernels
+as subprocesses); the others play each kernel's run with `fake_kernel`, which writes the outputs and manifest the
+real script writes (with the script's own manifest code), so that failures, refusals and kills cost no training.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from kit import kaggle_api, kaggle_train
+from kit.cli import app
+from kit.synth import synthesize
+from kit.wheel import build
+from tests.kaggle_stub import KaggleStub, read_competition, sign_in
+
+ROOT = Path(__file__).resolve().parents[1]
+KERNEL = ROOT / "kernels" / "train.py"
+OWNER = "kit-tester"
+TINY = ["--set", 'model.name="llama_tiny"', "--set", "preprocess.max_len=32", "--set", "train.epochs=1"]
+
+
+def kernel_module():
+    spec = importlib.util.spec_from_file_location("kit_training_kernel", KERNEL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def job_of(text: str) -> dict:
+    line = next(line for line in text.splitlines() if line.startswith("JOB = "))
+    return ast.literal_eval(line[len("JOB = "):].split("  # ")[0])
+
+
+def fake_kernel(body: dict, inputs: Path, working: Path) -> tuple[int, str, str]:
+    """What kernels/train.py leaves in /kaggle/working after training the job's folds (random weights, real
+    formats), with the manifest written by the script's own code."""
+    job = job_of(body["text"])
+    rng = np.random.default_rng(len(job["folds"]))
+    run = working / "run"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(job["config"]))
+    (run / "folds.csv").write_text("sequence_id,participant_id,fold\n1,7,0\n")
+    for k in job["folds"]:
+        fold = run / f"fold{k}"
+        (fold / "tensorboard").mkdir(parents=True)
+        (fold / "tensorboard" / "events.out").write_bytes(rng.bytes(100))
+        (fold / "model.weights.h5").write_bytes(rng.bytes(300_000))
+        (fold / "history.csv").write_text("epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n"
+                                          "0,0.5,0.001,1.2,0.4,1.3\n")
+        np.savez(fold / "oof.npz", sequence_ids=np.arange(4) + 10 * k, participant_ids=np.full(4, k),
+                 labels=np.arange(4) % 3, probs=rng.random((4, 250)).astype("float32"))
+        (fold / "metrics.json").write_text(json.dumps({"fold": k, "val_accuracy": 0.5, "best_epoch": 1}))
+    kernel_module().write_manifest(working, job["folds"], {"wheel": job["wheel"], "folds": job["folds"]})
+    return 0, f"kit: folds {job['folds']} trained\n", ""
+
+
+@pytest.fixture(scope="module")
+def competition(tmp_path_factory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("synth")
+    synthesize(folder, n_signs=3, n_participants=3, per_sign=2, seed=3)
+    return read_competition(folder)
+
+
+@pytest.fixture
+def stub(tmp_path, competition, monkeypatch):
+    monkeypatch.setattr(kaggle_api, "RETRY_DELAYS", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(kaggle_train, "DOWNLOAD_DELAYS", (0.0, 0.0))
+    with KaggleStub(tmp_path / "kaggle", competition, username=OWNER) as server:
+        sign_in(monkeypatch, server, tmp_path / "home")
+        server.kernel_runner = fake_kernel
+        yield server
+
+
+def kaggle(*args: str):
+    extra = ["--poll", "0.05"] if args[0] == "train" else []
+    return CliRunner().invoke(app, ["kaggle", *args, *extra])
+
+
+def start(run: Path, *args: str):
+    return kaggle("train", "--out", str(run), "--folds", "3", *TINY, *args)
+
+
+def state(run: Path) -> dict:
+    return json.loads((run / "kaggle" / "state.json").read_text())
+
+
+def slugs(run: Path) -> list[str]:
+    return list(state(run)["groups"])
+
+
+@pytest.mark.slow
+def test_kernel_script_trains_locally_from_the_wheel(competition, tmp_path):
+    """python kernels/train.py --input DIR --output DIR on a competition-layout folder (and a dataset folder with
+    the kit's wheel) installs that wheel, trains the fold and lists every output file with its size and sha256."""
+    for name, data in competition.items():
+        (tmp_path / "input" / "asl-signs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "input" / "asl-signs" / name).write_bytes(data)
+    wheel = build()
+    (tmp_path / "input" / "asl-signs-kit-wheel").mkdir()
+    (tmp_path / "input" / "asl-signs-kit-wheel" / wheel.name).write_bytes(wheel.data)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(KERNEL), "--input", str(tmp_path / "input"), "--output", str(out),
+                           "--scratch", str(tmp_path / "scratch"), "--folds", "3", "--fold", "1", *TINY],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"kit: installed {wheel.name} into {tmp_path / 'scratch' / 'kitlib'}" in proc.stdout
+    manifest = json.loads((out / "kit-manifest.json").read_text())
+    assert manifest["folds_done"] == [1] and manifest["wheel"] == wheel.name
+    assert {"run/fold1/model.weights.h5", "run/fold1/oof.npz", "run/fold1/metrics.json", "run/folds.csv"} <= set(
+        manifest["files"])
+    module = kernel_module()
+    for name, meta in manifest["files"].items():
+        assert meta == {"size": (out / name).stat().st_size, "sha256": module.sha256(out / name)}, name
+    assert not (out / "cache").exists() and not list(out.rglob("*.parquet"))  # the cache stays in scratch
+
+
+@pytest.mark.slow
+def test_round_trip_trains_in_kernels_and_a_rerun_sends_nothing(stub, tmp_path):
+    """Two kernels (folds 0 and 2 of 3) pushed at once on T4 x2 with the competition and the wheel dataset attached;
+    the stub runs the rendered script for real; both come back verified into a run that kit cv takes as local.
+    A second kit kaggle train uploads, pushes and downloads nothing."""
+    stub.kernel_runner = None  # really run the pushed kernels/train.py
+    run = tmp_path / "runs" / "k3"
+    result = start(run, "--fold", "0", "--fold", "2")
+    assert result.exit_code == 0, result.output
+    assert "cross-validation on unseen signers" in result.stdout
+    pushes = [c.body for c in stub.calls("SaveKernel")]
+    assert sorted(job_of(p["text"])["folds"] for p in pushes) == [[0], [2]]
+    for push in pushes:
+        assert push["machineShape"] == "NvidiaTeslaT4" and push["enableInternet"] is True
+        assert push["enableGpu"] is False and push["enableTpu"] is False and not push.get("dockerImage")
+        assert push["competitionDataSources"] == ["asl-signs"]
+        assert push["datasetDataSources"] == [f"{OWNER}/asl-signs-kit-wheel"]
+    runs = [v for k in stub.kernels.values() for v in k.versions]
+    assert all(v["status"] == "COMPLETE" for v in runs), [v["log"] for v in runs]
+    assert all(c.body["versionLabel"] == "v1" for c in stub.calls("GetKernelSessionStatus"))
+    for k in (0, 2):
+        assert (run / f"fold{k}" / "metrics.json").is_file() and (run / f"fold{k}" / "model.weights.h5").is_file()
+    assert not list(run.rglob("*.part")) and not (run / "fold1").exists()
+    assert json.loads((run / "cv.json").read_text())["fold_accuracy"].keys() == {"0", "2"}
+    assert CliRunner().invoke(app, ["cv", str(run)]).exit_code == 0
+
+    before = (len(stub.calls("SaveKernel")), len(stub.calls("StartBlobUpload")), len(stub.gets("model.weights.h5")))
+    again = start(run, "--fold", "0", "--fold", "2")
+    assert again.exit_code == 0, again.output
+    assert (len(stub.calls("SaveKernel")), len(stub.calls("StartBlobUpload")),
+            len(stub.gets("model.weights.h5"))) == before
+
+
+def test_dry_run_renders_everything_and_sends_nothing(stub, tmp_path, monkeypatch):
+    """--dry-run: the wheel dataset and one kernel per fold group rendered, the plan listed; no request at all.
+    The TPU shape trains with JAX; no deprecated enable_gpu/enable_tpu and no pinned docker image."""
+    run = tmp_path / "runs" / "tpu"
+    result = start(run, "--accelerator", "tpu", "--parallel", "1", "--folds-per-kernel", "2", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert stub.count == 0
+    assert "dry run: nothing sent" in result.stdout and f"{OWNER}/asl-signs-kit-wheel" in result.stdout
+    kernels = sorted((run / "kaggle" / "kernels").iterdir())
+    assert [job_of((k / "train.py").read_text())["folds"] for k in kernels] == [[0, 1], [2]]
+    meta = json.loads((kernels[0] / "kernel-metadata.json").read_text())
+    assert meta["machine_shape"] == "TpuV5E8" and meta["competition_sources"] == ["asl-signs"]
+    assert not {"enable_gpu", "enable_tpu", "docker_image"} & set(meta)
+    job = job_of((kernels[0] / "train.py").read_text())
+    assert job["backend"] == "jax" and job["config"]["model"]["name"] == "llama_tiny"
+    wheel = next((run / "kaggle" / "dataset").glob("kit-*.whl"))
+    assert job["wheel"] == wheel.name and job["wheel_sha256"] == build().sha256
+
+
+def test_a_busy_slot_waits_and_a_refused_push_is_never_a_second_session(stub, tmp_path):
+    """Kaggle runs one more session only: the second kernel is refused ("Maximum batch GPU session count"), kit
+    waits for its first kernel to end, then pushes it; every fold group runs exactly once."""
+    stub.max_sessions = 1
+    stub.hold_kernels()
+    threading.Timer(1.0, stub.release_kernels).start()
+    run = tmp_path / "run"
+    result = start(run)
+    assert result.exit_code == 0, result.output
+    versions = {ref: len(k.versions) for ref, k in stub.kernels.items()}
+    assert sorted(versions.values()) == [1, 1]
+    assert len(stub.calls("SaveKernel")) >= 3 and "no free t4 session" in result.output
+    assert all((run / f"fold{k}" / "metrics.json").is_file() for k in range(3))
+
+
+def test_refusals_are_one_line_errors_with_the_fix(stub, tmp_path):
+    """No free session with none of this run's kernels running, and a weekly quota used up: one line each,
+    naming the fix (and the quota), and nothing is lost: the next run goes on."""
+    stub.max_sessions = 0
+    busy = start(tmp_path / "run")
+    assert busy.exit_code == 1
+    assert busy.output.splitlines()[-1].startswith("Error: Kaggle refused the kernel kit-tester/kit-run-")
+    assert "other notebooks hold your t4 sessions: stop them or wait" in busy.output
+
+    stub.max_sessions = 2
+    stub.fail_next(400, rpc="SaveKernel", message="You have used your weekly GPU quota")
+    quota = start(tmp_path / "run")
+    assert quota.exit_code == 1
+    assert "for quota: You have used your weekly GPU quota; GPU quota: 3.5 of 30 h used this week" in quota.output
+    done = start(tmp_path / "run")
+    assert done.exit_code == 0, done.output
+    assert len(stub.calls("CreateDataset")) == 1 and not stub.calls("CreateDatasetVersion")
+
+
+def test_html_503_pages_are_retried(stub, tmp_path):
+    """An overloaded Kaggle answers 503 with an HTML page (and even 200 with HTML): retried, not a crash."""
+    stub.html_next(503, rpc="GetKernelSessionStatus", times=2)
+    stub.html_next(200, rpc="ListKernelSessionOutput")
+    result = start(tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "Kaggle: 503 while checking the kernel" in result.output
+    assert "Kaggle: a web page, not data while listing the output" in result.output
+
+
+def test_a_failed_kernel_shows_its_log_and_a_rerun_pushes_it_again(stub, tmp_path):
+    """A kernel ending in ERROR: the error names it, its log URL and the log's last error line; the other kernel's
+    folds are kept; the re-run pushes only the failed group again and finishes."""
+    stub.kernel_error = "Traceback (most recent call last):\nValueError: stub kernel blew up"
+    run = tmp_path / "run"
+    failed = start(run)
+    assert failed.exit_code == 1
+    error = failed.output.splitlines()[-1]
+    assert "ended in error (stub kernel blew up" not in error  # the failure message is Kaggle's, the tail the log's
+    assert "see its log at https://www.kaggle.com/code/kit-tester/kit-run-" in error
+    assert "it ends: ValueError: stub kernel blew up" in error
+    errored = [s for s, g in state(run)["groups"].items() if g["status"] == "error"]
+    assert len(errored) == 1
+    pushes = len(stub.calls("SaveKernel"))
+    again = start(run)
+    assert again.exit_code == 0, again.output
+    assert len(stub.calls("SaveKernel")) == pushes + 1
+    assert stub.calls("SaveKernel")[-1].body["slug"] == f"{OWNER}/{errored[0]}"
+    assert all((run / f"fold{k}" / "metrics.json").is_file() for k in range(3))
+
+
+def test_a_dropped_download_resumes_and_verified_files_are_never_fetched_again(stub, tmp_path):
+    """A connection cut mid-file is resumed with a Range request; cut too often, the run stops with the part
+    kept; the re-run finishes it without fetching any verified file again."""
+    run = tmp_path / "run"
+    stub.drop_file("model.weights.h5", after=100_000)
+    first = start(run)
+    assert first.exit_code == 0, first.output
+    ranged = [g for g in stub.gets("model.weights.h5") if g.headers.get("Range") == "bytes=65536-"]
+    assert ranged and "connection lost" in first.output
+
+    run2 = tmp_path / "run2"
+    stub.drop_file("model.weights.h5", after=50_000, times=20)
+    cut = start(run2)
+    assert cut.exit_code == 1
+    assert cut.output.splitlines()[-1].startswith(f"Error: {run2}/fold")
+    assert "the part that arrived is kept: run the same command again" in cut.output
+    stub.drop_file("model.weights.h5", after=0, times=0)
+    done = start(run2)
+    assert done.exit_code == 0, done.output
+    fetched = [r.path for r in stub.requests if r.method == "GET" and "__kit-run2-" in r.path
+               and not r.path.endswith(("model.weights.h5", "kit-manifest.json"))]
+    assert fetched and len(fetched) == len(set(fetched))  # across the cut run and the re-run: each file once
+    assert all((run2 / f"fold{k}" / "metrics.json").is_file() for k in range(3))
+
+
+def test_kill_between_push_and_download_then_rerun(stub, tmp_path):
+    """kit kaggle train killed while its kernels run (a user's Ctrl-C or a closed laptop): the re-run follows the
+    same versions (no second session of any fold) and downloads them. A kill inside the push itself (Kaggle took
+    it, the state file never heard) is caught by asking Kaggle for the kernel's newest version."""
+    stub.hold_kernels()
+    run = tmp_path / "run"
+    env = {**os.environ, **stub.env(), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "kit", "kaggle", "train", "--out", str(run), "--folds", "3",
+                             *TINY, "--poll", "0.1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while len(stub.calls("GetKernelSessionStatus")) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(stub.calls("SaveKernel")) == 2, proc.stdout.read().decode()
+    stub.release_kernels()
+
+    first = state(run)["groups"]
+    slug = next(iter(first))
+    first[slug].update(version=None, status="waiting", pushing={"at": time.time(), "after": 0})
+    (run / "kaggle" / "state.json").write_text(json.dumps({**state(run), "groups": first}))  # killed mid-push
+    again = kaggle("train", "--resume", str(run))
+    assert again.exit_code == 0, again.output
+    assert len(stub.calls("SaveKernel")) == 2 and "was pushed before kit stopped; following it" in again.output
+    assert all(len(k.versions) == 1 for k in stub.kernels.values())
+    assert all((run / f"fold{k}" / "metrics.json").is_file() for k in range(3))
+
+
+def test_status_and_cancel(stub, tmp_path):
+    """status: each fold group's state, time since the push, and the week's quota; cancel says which kernels it
+    deletes and deletes them; --resume then pushes the cancelled folds again."""
+    stub.hold_kernels()
+    run = tmp_path / "run"
+    pushed = start(run, "--no-wait")
+    assert pushed.exit_code == 0, pushed.output
+    assert "waiting" not in pushed.stdout and "run kit kaggle train --resume" in pushed.stdout
+    shown = kaggle("status", str(run))
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.count(": running, 0 min (kernel kit-tester/kit-run-") == 2
+    assert "quota this week: GPU 3.5 of 30 h used, 26.5 h left, TPU 0.0 of 20 h used" in shown.stdout
+    cancelled = kaggle("cancel", str(run))
+    assert cancelled.exit_code == 0, cancelled.output
+    assert cancelled.output.count("deleting kernel kit-tester/kit-run-") == 2
+    assert sorted(stub.deleted) == sorted(f"{OWNER}/{s}" for s in slugs(run))
+    assert kaggle("status", str(run)).stdout.count(": cancelled") == 2
+    stub.release_kernels()
+    resumed = kaggle("train", "--resume", str(run))
+    assert resumed.exit_code == 0, resumed.output
+    assert len(stub.calls("SaveKernel")) == 4
+    assert all((run / f"fold{k}" / "metrics.json").is_file() for k in range(3))
+
+
+def test_a_manifest_naming_files_outside_the_run_is_refused():
+    """A kernel output that names ../ or absolute paths never reaches the disk."""
+    for name in ("run/../../etc/passwd", "/etc/passwd", "other/fold0/x"):
+        with pytest.raises(kaggle_api.KitError, match="outside its run folder"):
+            kaggle_train.wanted_files({"folds_done": [0], "files": {name: {"size": 1, "sha256": "0"}}}, [0])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--accelerator", "p100"], "--accelerator 'p100' is not known; use t4 (T4 x2) or tpu (TPU v5e-8)"),
+    (["--parallel", "3"], "--parallel 3: Kaggle runs 1 to 2 t4 sessions at once"),
+    (["--fold", "7"], "--fold 7 is out of range: with --folds 3 use 0..2"),
+    (["--backend", "torch"], "--backend 'torch' is not known; use tensorflow or jax"),
+])
+def test_bad_options_fail_before_anything_is_sent(stub, tmp_path, args, message):
+    result = start(tmp_path / "run", *args)
+    assert result.exit_code == 1 and result.output.splitlines()[-1] == f"Error: {message}"
+    assert stub.count == 0
