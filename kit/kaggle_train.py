@@ -314,9 +314,11 @@ class _Session:
         return self.state["groups"]
 
     def go(self) -> None:
-        for group in self.groups.values():  # a kernel that failed or was cancelled before goes again
+        for group in self.groups.values():
             if group["status"] in ("error", "cancelled") and remaining_folds(self.plan, group):
-                group.update(status="waiting", version=None, failure=None, files={})
+                group.update(status="waiting", version=None, failure=None, files={})  # it goes again
+            elif group["status"] == "waiting" and not remaining_folds(self.plan, group):
+                group["status"] = "done"  # its folds were trained here (kit train --fold K) or came back already
         self._save()
         self.dataset()
         deadline = time.monotonic() + self.limit
@@ -532,7 +534,7 @@ class _Session:
             self._save()
         done = manifest["folds_done"] if manifest else []
         self.new_folds += len(done)
-        missing = [k for k in group["folds"] if k not in done]
+        missing = remaining_folds(self.plan, group)  # neither downloaded now nor finished here before
         if group["status"] == "complete" and not missing:
             group["status"] = "done"
             self.report.add(f"kernel {ref} version {version}: folds {done} downloaded into {self.plan.run_dir}")

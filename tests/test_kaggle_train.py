@@ -183,6 +183,18 @@ def test_dry_run_renders_everything_and_sends_nothing(stub, tmp_path, monkeypatc
     assert job["wheel"] == wheel.name and job["wheel_sha256"] == build().sha256
 
 
+def test_folds_finished_here_are_not_trained_again(stub, tmp_path):
+    """A fold already trained in the run folder (kit train --fold 0 on a local GPU) is left out of its kernel."""
+    run = tmp_path / "run"
+    assert start(run, "--dry-run").exit_code == 0  # writes RUN/config.json, as kit train would have
+    (run / "fold0").mkdir()
+    (run / "fold0" / "metrics.json").write_text("{}")
+    result = start(run)
+    assert result.exit_code == 0, result.output
+    assert [job_of(c.body["text"])["folds"] for c in stub.calls("SaveKernel")] == [[1], [2]]
+    assert not (run / "fold0" / "model.weights.h5").exists() and (run / "fold1" / "model.weights.h5").is_file()
+
+
 def test_a_busy_slot_waits_and_a_refused_push_is_never_a_second_session(stub, tmp_path):
     """Kaggle runs one more session only: the second kernel is refused ("Maximum batch GPU session count"), kit
     waits for its first kernel to end, then pushes it; every fold group runs exactly once."""
