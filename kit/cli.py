@@ -466,7 +466,7 @@ def kaggle_train(
     Example: kit kaggle train --resume runs/k5
     """
     from kit import config as config_mod
-    from kit import kaggle_api
+    from kit import kaggle_api, kaggle_plan
     from kit import kaggle_train as remote
 
     try:
@@ -475,7 +475,7 @@ def kaggle_train(
         if resume is not None:
             if config or recipe or set_ or epochs is not None or model or fold or out:
                 raise KitError("--resume continues a run with the settings it started with: drop the other options")
-            plan = remote.plan_from_state(resume, owner or remote.OFFLINE_OWNER)
+            plan = kaggle_plan.plan_from_state(resume, owner or kaggle_plan.OFFLINE_OWNER)
         else:
             shortcuts = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
                 [f'model.name="{model}"'] if model else [])
@@ -483,9 +483,9 @@ def kaggle_train(
             from kit.train import build_model
 
             build_model(cfg)  # a bad model name or size fails here, not hours later on Kaggle
-            plan = remote.make_plan(cfg, out or Path("runs/run"), owner or remote.OFFLINE_OWNER, n_folds=folds,
-                                    only_folds=fold or None, accelerator=accelerator, parallel=parallel,
-                                    per_kernel=per_kernel, backend=backend)
+            plan = kaggle_plan.make_plan(cfg, out or Path("runs/run"), owner or kaggle_plan.OFFLINE_OWNER,
+                                         n_folds=folds, only_folds=fold or None, accelerator=accelerator,
+                                         parallel=parallel, per_kernel=per_kernel, backend=backend)
         typer.echo(remote.train_on_kaggle(plan, dry_run=dry_run, wait=not no_wait, poll_seconds=poll))
     except KitError as err:
         raise _fail(err)

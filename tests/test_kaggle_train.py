@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from kit import kaggle_api, kaggle_train
+from kit import kaggle_api, kaggle_output
 from kit.cli import app
 from kit.synth import synthesize
 from kit.wheel import build
@@ -80,7 +80,7 @@ def competition(tmp_path_factory) -> dict[str, bytes]:
 @pytest.fixture
 def stub(tmp_path, competition, monkeypatch):
     monkeypatch.setattr(kaggle_api, "RETRY_DELAYS", (0.0, 0.0, 0.0))
-    monkeypatch.setattr(kaggle_train, "DOWNLOAD_DELAYS", (0.0, 0.0))
+    monkeypatch.setattr(kaggle_output, "DOWNLOAD_DELAYS", (0.0, 0.0))
     with KaggleStub(tmp_path / "kaggle", competition, username=OWNER) as server:
         sign_in(monkeypatch, server, tmp_path / "home")
         server.kernel_runner = fake_kernel
@@ -341,7 +341,7 @@ def test_a_manifest_naming_files_outside_the_run_is_refused():
     """A kernel output that names ../ or absolute paths never reaches the disk."""
     for name in ("run/../../etc/passwd", "/etc/passwd", "other/fold0/x"):
         with pytest.raises(kaggle_api.KitError, match="outside its run folder"):
-            kaggle_train.wanted_files({"folds_done": [0], "files": {name: {"size": 1, "sha256": "0"}}}, [0])
+            kaggle_output.wanted_files({"folds_done": [0], "files": {name: {"size": 1, "sha256": "0"}}}, [0])
 
 
 @pytest.mark.parametrize("args, message", [

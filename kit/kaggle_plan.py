@@ -1,0 +1,222 @@
+"""What kit kaggle train sends, decided before the first network call: the fold groups (one kernel each), the
+kernel slugs, the wheel dataset folder and each kernel folder rendered from kernels/train.py with its job, and the
+run's state file (RUN/kaggle/state.json: no secret in it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kit import config as config_mod
+from kit import wheel
+from kit.config import Config
+from kit.errors import KitError
+from kit.kaggle_api import COMPETITION
+
+DATASET_SLUG = "asl-signs-kit-wheel"  # one private dataset per user; each new kit is a new version
+DATASET_TITLE = "asl-signs kit wheel"
+KERNEL_TEMPLATE = Path(__file__).resolve().parents[1] / "kernels" / "train.py"
+JOB_LINE = "JOB = None"  # the line of kernels/train.py that rendering fills in
+OFFLINE_OWNER = "your-kaggle-username"
+# --accelerator -> (machine_shape, quota name, default Keras backend). T4 x2 trains with the image's GPU TensorFlow
+# (MirroredStrategy over both GPUs); the TPU v5e-8 image trains with JAX (Keras' data parallelism over 8 cores).
+ACCELERATORS = {"t4": ("NvidiaTeslaT4", "gpu", "tensorflow"), "tpu": ("TpuV5E8", "tpu", "jax")}
+SESSION_HOURS = {"t4": 12, "tpu": 9}  # Kaggle stops a GPU session at 12 h, a TPU session at 9 h
+MAX_PARALLEL = {"t4": 2, "tpu": 1}  # concurrent batch sessions Kaggle allows per accelerator
+
+
+@dataclass(frozen=True)
+class Plan:
+    run_dir: Path
+    owner: str
+    cfg: Config
+    n_folds: int
+    groups: tuple[tuple[int, ...], ...]  # the folds of each kernel
+    accelerator: str
+    backend: str
+    parallel: int
+    kit_wheel: wheel.Wheel = field(repr=False)
+
+    @property
+    def kaggle_dir(self) -> Path:
+        return self.run_dir / "kaggle"
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.kaggle_dir / "dataset"
+
+    @property
+    def dataset_ref(self) -> str:
+        return f"{self.owner}/{DATASET_SLUG}"
+
+    @property
+    def tag(self) -> str:
+        """Six hex digits of the config and fold count: a changed config never reuses a kernel."""
+        text = json.dumps(self.cfg.to_dict(), sort_keys=True) + f"/{self.n_folds}"
+        return hashlib.sha256(text.encode()).hexdigest()[:6]
+
+    def slug(self, folds: tuple[int, ...]) -> str:
+        name = re.sub(r"[^a-z0-9]+", "-", self.run_dir.resolve().name.lower()).strip("-")[:20].strip("-") or "run"
+        return f"kit-{name}-{self.tag}-f{'-'.join(map(str, folds)) if self.n_folds > 10 else ''.join(map(str, folds))}"
+
+    def kernel_ref(self, folds: tuple[int, ...]) -> str:
+        return f"{self.owner}/{self.slug(folds)}"
+
+    def kernel_dir(self, folds: tuple[int, ...]) -> Path:
+        return self.kaggle_dir / "kernels" / self.slug(folds)
+
+
+def fold_groups(folds: list[int], parallel: int, per_kernel: int | None) -> tuple[tuple[int, ...], ...]:
+    """Folds split into consecutive groups, one kernel each: `per_kernel` folds, or by default as few folds per
+    kernel as lets every kernel run at once (5 folds on 2 parallel sessions: 3 + 2)."""
+    size = per_kernel or math.ceil(len(folds) / max(parallel, 1))
+    return tuple(tuple(folds[i:i + size]) for i in range(0, len(folds), size))
+
+
+def make_plan(cfg: Config, run_dir: Path, owner: str, *, n_folds: int = 5, only_folds: list[int] | None = None,
+              accelerator: str = "t4", parallel: int = 2, per_kernel: int | None = None,
+              backend: str | None = None) -> Plan:
+    if accelerator not in ACCELERATORS:
+        raise KitError(f"--accelerator {accelerator!r} is not known; use t4 (T4 x2) or tpu (TPU v5e-8)")
+    if backend not in (None, "tensorflow", "jax"):
+        raise KitError(f"--backend {backend!r} is not known; use tensorflow or jax")
+    if not 1 <= parallel <= MAX_PARALLEL[accelerator]:
+        raise KitError(f"--parallel {parallel}: Kaggle runs 1 to {MAX_PARALLEL[accelerator]} {accelerator} sessions "
+                       "at once")
+    if n_folds < 2:
+        raise KitError(f"--folds {n_folds}: GroupKFold needs at least 2 folds")
+    folds = list(range(n_folds)) if not only_folds else sorted(set(only_folds))
+    bad = [k for k in folds if not 0 <= k < n_folds]
+    if bad:
+        raise KitError(f"--fold {bad[0]} is out of range: with --folds {n_folds} use 0..{n_folds - 1}")
+    if per_kernel is not None and per_kernel < 1:
+        raise KitError(f"--folds-per-kernel {per_kernel}: give 1 or more")
+    return Plan(Path(run_dir), owner, cfg, n_folds, fold_groups(folds, parallel, per_kernel), accelerator,
+                backend or ACCELERATORS[accelerator][2], parallel, wheel.build())
+
+
+# ---- state ----------------------------------------------------------------------------------------------------
+
+def state_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "kaggle" / "state.json"
+
+
+def load_state(run_dir: Path) -> dict:
+    path = state_path(run_dir)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def save_state(run_dir: Path, state: dict) -> None:
+    path = state_path(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _fresh_group(folds: tuple[int, ...]) -> dict:
+    return {"folds": list(folds), "version": None, "pushing": None, "status": "waiting", "pushed_at": None,
+            "ended_at": None, "failure": None, "url": None, "files": {}}
+
+
+def init_state(plan: Plan) -> dict:
+    """The run's state: recorded progress, checked against this plan (one run, one config)."""
+    state = load_state(plan.run_dir)
+    settings = {"n_folds": plan.n_folds, "accelerator": plan.accelerator, "backend": plan.backend,
+                "parallel": plan.parallel, "tag": plan.tag}
+    if state and state.get("tag") != plan.tag:
+        raise KitError(f"{plan.run_dir} holds Kaggle kernels of another config or fold count: give a new --out, "
+                       f"or continue it with kit kaggle train --resume {plan.run_dir}")
+    state.update(settings)
+    state.setdefault("groups", {})
+    for folds in plan.groups:
+        state["groups"].setdefault(plan.slug(folds), _fresh_group(folds))
+    return state
+
+
+def check_run_config(plan: Plan) -> None:
+    """RUN/config.json is the run's config: written once, and a different one in the same folder is an error."""
+    path = plan.run_dir / "config.json"
+    if path.is_file() and config_mod.load(path) != plan.cfg:
+        raise KitError(f"{plan.run_dir} holds a run with another config: give a new --out, or continue it with "
+                       f"kit kaggle train --resume {plan.run_dir}")
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    plan.cfg.save(path)
+
+
+# ---- rendering --------------------------------------------------------------------------------------------------
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    if not (path.is_file() and path.read_bytes() == data):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+
+def render_dataset(plan: Plan) -> Path:
+    """RUN/kaggle/dataset: the wheel and dataset-metadata.json, nothing else (older wheels are removed)."""
+    for old in plan.dataset_dir.glob("kit-*.whl"):
+        if old.name != plan.kit_wheel.name:
+            old.unlink()
+    meta = {"title": DATASET_TITLE, "id": plan.dataset_ref, "licenses": [{"name": "CC0-1.0"}]}
+    _write_if_changed(plan.dataset_dir / "dataset-metadata.json", json.dumps(meta, indent=2).encode())
+    _write_if_changed(plan.dataset_dir / plan.kit_wheel.name, plan.kit_wheel.data)
+    return plan.dataset_dir
+
+
+def job(plan: Plan, folds: list[int]) -> dict:
+    return {"wheel": plan.kit_wheel.name, "wheel_sha256": plan.kit_wheel.sha256, "n_folds": plan.n_folds,
+            "folds": folds, "config": plan.cfg.to_dict(), "recipe": None, "overrides": [], "backend": plan.backend,
+            "strategy": "auto", "internet": True}
+
+
+def render_kernel(plan: Plan, group: tuple[int, ...], folds: list[int], template: Path = KERNEL_TEMPLATE) -> Path:
+    """RUN/kaggle/kernels/<slug>: train.py with the job filled in, and kernel-metadata.json."""
+    if not template.is_file():
+        raise KitError(f"{template}: the training kernel is missing; kit kaggle train needs the kernels/ folder")
+    lines = template.read_text().splitlines(keepends=True)
+    hits = [i for i, line in enumerate(lines) if line.startswith(JOB_LINE)]
+    if len(hits) != 1:
+        raise KitError(f"{template}: expected one line starting {JOB_LINE!r}, found {len(hits)}")
+    lines[hits[0]] = f"JOB = {job(plan, folds)!r}  # written by kit kaggle train\n"
+    slug = plan.slug(group)
+    meta = {
+        "id": f"{plan.owner}/{slug}", "title": slug, "code_file": "train.py", "language": "python",
+        "kernel_type": "script", "is_private": True,
+        # The accelerator is the machine shape; enable_gpu/enable_tpu are deprecated (alone, they got users the
+        # wrong GPU), and a pinned docker_image silently moves a TPU session onto a CPU image: both left out.
+        "machine_shape": ACCELERATORS[plan.accelerator][0],
+        "enable_internet": True,  # to pip-install what the image lacks; the kit itself installs offline
+        "dataset_sources": [plan.dataset_ref], "competition_sources": [COMPETITION],
+        "kernel_sources": [], "model_sources": [],
+    }
+    folder = plan.kernel_dir(group)
+    _write_if_changed(folder / "train.py", "".join(lines).encode())
+    _write_if_changed(folder / "kernel-metadata.json", json.dumps(meta, indent=2).encode())
+    return folder
+
+
+def remaining_folds(plan: Plan, group: dict) -> list[int]:
+    """The group's folds that are not finished here (RUN/fold{K}/metrics.json is the mark, as for kit train)."""
+    return [k for k in group["folds"] if not (plan.run_dir / f"fold{k}" / "metrics.json").is_file()]
+
+
+def plan_from_state(run_dir: Path, owner: str) -> Plan:
+    """The plan a run was started with (its config.json and state), for --resume, status and cancel."""
+    state = load_state(run_dir)
+    if not state.get("groups"):
+        raise KitError(f"{state_path(run_dir)}: missing; start Kaggle training with kit kaggle train --out {run_dir}")
+    cfg = config_mod.load(Path(run_dir) / "config.json")
+    groups = tuple(tuple(g["folds"]) for g in state["groups"].values())
+    plan = Plan(Path(run_dir), owner, cfg, state["n_folds"], groups, state["accelerator"], state["backend"],
+                state["parallel"], wheel.build())
+    if plan.tag != state["tag"]:
+        raise KitError(f"{run_dir}/config.json changed since its kernels were pushed: put it back, or start a new run")
+    return plan
