@@ -134,7 +134,8 @@ def test_kernel_script_trains_locally_from_the_wheel(competition, tmp_path):
 @pytest.mark.slow
 def test_round_trip_trains_in_kernels_and_a_rerun_sends_nothing(stub, tmp_path):
     """Two kernels (folds 0 and 2 of 3) pushed at once on T4 x2 with the competition and the wheel dataset attached;
-    the stub runs the rendered script for real; both come back verified into a run that kit cv takes as local.
+    the stub runs the rendered script for real; both come back verified into a run that kit cv and kit export
+    take as if trained here.
     A second kit kaggle train uploads, pushes and downloads nothing."""
     stub.kernel_runner = None  # really run the pushed kernels/train.py
     run = tmp_path / "runs" / "k3"
@@ -156,6 +157,9 @@ def test_round_trip_trains_in_kernels_and_a_rerun_sends_nothing(stub, tmp_path):
     assert not list(run.rglob("*.part")) and not (run / "fold1").exists()
     assert json.loads((run / "cv.json").read_text())["fold_accuracy"].keys() == {"0", "2"}
     assert CliRunner().invoke(app, ["cv", str(run)]).exit_code == 0
+    exported = CliRunner().invoke(app, ["export", str(run)])  # kaggle train -> export -> submit
+    assert exported.exit_code == 0, exported.output
+    assert (run / "export" / "submission.zip").is_file()
 
     before = (len(stub.calls("SaveKernel")), len(stub.calls("StartBlobUpload")), len(stub.gets("model.weights.h5")))
     again = start(run, "--fold", "0", "--fold", "2")
