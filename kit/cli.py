@@ -136,6 +136,11 @@ def train(
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
     strategy: str = typer.Option("auto", help="auto | cpu | mirrored | tpu (auto: mirrored on several GPUs)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this killed run (folds, full fits) from its last epoch."),
+    sweep: Optional[list[str]] = typer.Option(None, "--sweep", help="A grid of runs under --out (default runs/sweep): "
+                                              "section.key=v1,v2 per setting (repeatable), one run per combination; "
+                                              "re-run to resume."),
+    track: Optional[str] = typer.Option(None, "--track", help="Record the run in MLflow: --track mlflow "
+                                        "(MLFLOW_TRACKING_URI, else a local store in the run's parent/mlruns)."),
 ) -> None:
     """Train fold models on unseen-signer splits, keeping out-of-fold predictions, the best weights and metrics;
     or, with --full, final models on every signer for an epoch count that cross-validation chose.
@@ -145,15 +150,24 @@ def train(
     Example: kit train --full --from-cv runs/base --seeds 3
     Example: kit train --full --cache cache --out runs/final --epochs 40 --set train.precision=mixed_bfloat16
     Example: kit train --resume runs/base
+    Example: kit train --cache cache --out runs/mix --sweep train.mixup_alpha=0,0.5 --sweep model.name=llama_small,mlp
+    Example (kit\\[mlflow] extra): kit train --cache cache --out runs/base --track mlflow
     Example (GPU, kit\\[gpu] extra): KERAS_BACKEND=jax kit train --recipe llama26 --set train.precision=mixed_bfloat16
     """
     from kit import config as config_mod
     from kit import full as full_fits
+    from kit import sweep as sweeps
+    from kit import track as tracking
     from kit import train as training
 
     try:
+        tracker = tracking.open_tracker(track)  # a bad --track or a missing MLflow stops here, not after training
+        if sweep and (resume is not None or full):
+            raise KitError("--sweep trains folds, and re-running the same --sweep command resumes it: drop "
+                           + ("--resume" if resume is not None else "--full (full fits come after, per run)"))
         if resume is not None:
-            results = training.resume(resume)
+            with tracking.recording(tracker, resume):
+                results = training.resume(resume)
         else:
             shortcuts = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
                 [f'model.name="{model}"'] if model else [])
@@ -164,14 +178,20 @@ def train(
                                    "with two commands)")
                 base = _base_config(config, recipe) if config or recipe else None
                 plan = full_fits.plan_full(base, overrides, from_cv=from_cv, cache_dir=cache, run_dir=out)
-                results = [full_fits.train_full(plan, seeds=1 if seeds is None else seeds, strategy=strategy)]
+                with tracking.recording(tracker, plan.run_dir):
+                    results = [full_fits.train_full(plan, seeds=1 if seeds is None else seeds, strategy=strategy)]
             else:
                 if from_cv is not None or seeds is not None:
                     raise KitError("--from-cv and --seeds go with --full (folds are seeded train.seed + fold)")
                 cfg = config_mod.apply_overrides(_base_config(config, recipe), overrides)
-                results = [training.train(cfg, cache or training.DEFAULT_CACHE, out or training.DEFAULT_RUN,
-                                          n_folds=5 if folds is None else folds, only_folds=fold or None,
-                                          strategy=strategy)]
+                n_folds, cache_dir = 5 if folds is None else folds, cache or training.DEFAULT_CACHE
+                if sweep:
+                    results = [sweeps.run_sweep(cfg, sweep, cache_dir, out or sweeps.DEFAULT_PARENT, n_folds=n_folds,
+                                                only_folds=fold or None, strategy=strategy, tracker=tracker)]
+                else:
+                    with tracking.recording(tracker, out or training.DEFAULT_RUN):
+                        results = [training.train(cfg, cache_dir, out or training.DEFAULT_RUN, n_folds=n_folds,
+                                                  only_folds=fold or None, strategy=strategy)]
     except KitError as err:
         raise _fail(err)
     for result in results:
@@ -236,6 +256,8 @@ def export(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default RUN_DIR/export)."),
     force: bool = typer.Option(False, "--force", help="Write submission.zip even if a gate fails."),
     max_mb: float = typer.Option(40.0, "--max-mb", help="Size budget in MB (the competition allows 40)."),
+    track: Optional[str] = typer.Option(None, "--track", help="Record the gates, size and latency in MLflow: "
+                                        "--track mlflow (in the run's record from kit train --track mlflow)."),
 ) -> None:
     """Build model.tflite + submission.zip (one preprocessing step, N models averaged) and prove the Kaggle contract.
 
@@ -244,11 +266,16 @@ def export(
 
     Example: kit export runs/base --top 3 --fp16
     Example: kit export --models runs/llama/fold0 --models runs/conv --out exports/mix
+    Example (kit\\[mlflow] extra): kit export runs/base --track mlflow
     """
+    from kit import track as tracking
     from kit.export import export as run_export
 
     try:
-        typer.echo(run_export(run_dir, models=models, out_dir=out, top=top, fp16=fp16, force=force, max_mb=max_mb))
+        tracker = tracking.open_tracker(track)
+        with tracking.recording(tracker, run_dir or out, stage="export", export_dir=out):
+            typer.echo(run_export(run_dir, models=models, out_dir=out, top=top, fp16=fp16, force=force,
+                                  max_mb=max_mb))
     except KitError as err:
         raise _fail(err)
 
@@ -358,28 +385,109 @@ def submit(
 
 @app.command()
 def show(
-    parquet: Optional[list[Path]] = typer.Argument(None, help="One landmark file, or two to show side by side."),
+    parquet: Optional[list[Path]] = typer.Argument(None, help="One landmark file, or two to show side by side "
+                                                   "(with --overlay: a video, image, folder of images or capture)."),
     out: Optional[Path] = typer.Option(None, "--out", help="FILE.gif or FILE.mp4 (default: <stem>.gif here)."),
-    fps: float = typer.Option(15.0, "--fps", help="Frames per second of the animation."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frames per second of the animation (default 15; "
+                                        "with --overlay, the video's or capture's own rate)."),
     model_view: bool = typer.Option(False, "--model-view", help="Draw what the model sees after preprocessing."),
     run: Optional[Path] = typer.Option(None, "--run", help="With --model-view: use this run's config.json."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Show a cached sequence (with --sequence-id)."),
     sequence_id: Optional[list[int]] = typer.Option(None, "--sequence-id", help="Cached sequence id (repeatable)."),
     dpi: int = typer.Option(80, "--dpi", help="Pixels per inch; each panel is 4 inches wide."),
+    overlay: bool = typer.Option(False, "--overlay", help="Draw MediaPipe's landmarks over the video frames "
+                                 "(kit capture's extra): of a video, image or folder, or of a capture's source."),
+    video: Optional[Path] = typer.Option(None, "--video", help="With --overlay on a .parquet: the video to draw on "
+                                         "(default: the source its capture names)."),
 ) -> None:
     """Animate a sequence: face, hands and pose with their bones, frame number and hands in view.
 
     Example: kit show data/asl-signs/train_landmark_files/16069/100015657.parquet --out cloud.gif
     Example: kit show A.parquet B.parquet --model-view --run runs/base
     Example: kit show --cache cache --sequence-id 100015657
+    Example: kit show my_sign.mp4 --overlay --out seen.mp4
+    Example: kit show my_sign.parquet --overlay
     """
     from kit.show import show as run_show
 
     try:
-        typer.echo(run_show(parquet or [], out=out, fps=fps, model_view=model_view, run_dir=run, cache_dir=cache,
-                            sequence_ids=sequence_id or [], dpi=dpi))
+        if overlay or video is not None:
+            from kit.overlay import overlay as run_overlay
+
+            if not overlay or len(parquet or []) != 1 or model_view or run or cache or sequence_id:
+                raise KitError("--overlay draws one video, image, folder or capture (kit show FILE --overlay "
+                               "[--video VIDEO]); --video goes with it, --model-view, --run and --cache do not")
+            typer.echo(run_overlay(parquet[0], out=out, fps=fps, video=video))
+        else:
+            typer.echo(run_show(parquet or [], out=out, fps=15.0 if fps is None else fps, model_view=model_view,
+                                run_dir=run, cache_dir=cache, sequence_ids=sequence_id or [], dpi=dpi))
     except KitError as err:
         raise _fail(err)
+
+
+@app.command()
+def capture(
+    source: Optional[Path] = typer.Argument(None, help="A video file, a folder of images (the frames of one "
+                                            "recording, in name order) or an image."),
+    out: Optional[Path] = typer.Option(None, "--out", help="The landmark file to write: FILE.parquet."),
+    webcam: Optional[int] = typer.Option(None, "--webcam", help="Record camera N instead (0: the first); stop "
+                                         "with Ctrl-C or --seconds."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="With --webcam: stop after this many seconds."),
+    fps: float = typer.Option(30.0, "--fps", help="Resample a video or webcam to this rate: 30 is the "
+                              "competition's; 0 keeps every source frame."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Instead of --out: add the recording to this "
+                                        "competition-layout folder (with --participant and --sign)."),
+    participant: Optional[int] = typer.Option(None, "--participant", help="With --data: the signer's id."),
+    sign: Optional[str] = typer.Option(None, "--sign", help="With --data: the sign recorded, from the sign map."),
+) -> None:
+    """Track your own signing with MediaPipe Holistic into a competition landmark file (kit\\[capture] extra).
+
+    Frames where MediaPipe finds no face or pose are dropped, as the competition's files have both in every frame.
+
+    Example: kit capture my_sign.mp4 --out my_sign.parquet
+    Example: kit capture --webcam 0 --seconds 3 --out me.parquet
+    Example: kit capture cloud.mp4 --data data/mine --participant 90001 --sign cloud && kit prepare --data data/mine
+    """
+    from kit.capture import capture as run_capture
+    from kit.capture import open_any
+
+    try:
+        typer.echo(run_capture(open_any(source, webcam, seconds), out=out, fps=fps, data=data,
+                               participant=participant, sign=sign))
+    except KitError as err:
+        raise _fail(err)
+
+
+@app.command()
+def predict(
+    model: Path = typer.Argument(..., help="A model.tflite or submission.zip (ours or anyone's)."),
+    source: Optional[Path] = typer.Argument(None, help="A landmark .parquet, or a video, image or folder of images "
+                                            "(tracked as kit capture does)."),
+    webcam: Optional[int] = typer.Option(None, "--webcam", help="Record camera N instead; stop with Ctrl-C or "
+                                         "--seconds."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="With --webcam: stop after this many seconds."),
+    fps: float = typer.Option(30.0, "--fps", help="Resample a video or webcam to this rate (0: every frame)."),
+    top: int = typer.Option(5, "--top", help="How many signs to list."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Name the sign in one recording: the model's top signs with their probabilities, as the scorer runs it.
+
+    Example: kit predict runs/base/export/submission.zip my_sign.mp4
+    Example: kit predict model.tflite data/asl-signs/train_landmark_files/16069/100015657.parquet --json
+    """
+    from kit.predict import predict as run_predict
+
+    try:
+        if source is not None and source.suffix.lower() == ".parquet" and webcam is None and seconds is None:
+            what = source
+        else:
+            from kit.capture import open_any
+
+            what = open_any(source, webcam, seconds)
+        result = run_predict(model, what, top=top, fps=fps)
+    except KitError as err:
+        raise _fail(err)
+    typer.echo(result.to_json() if as_json else result)
 
 
 @app.command()
@@ -420,6 +528,32 @@ def report(run_dir: Path = typer.Argument(..., help="Run directory written by ki
         typer.echo(write_report(run_dir))
     except KitError as err:
         raise _fail(err)
+
+
+@app.command()
+def runs(
+    dirs: Optional[list[Path]] = typer.Argument(None, help="Run directories or folders of runs (default: runs)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write one self-contained page: the table and "
+                                        "every run's validation curves overlaid."),
+    as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON (for scripts) instead of the table."),
+) -> None:
+    """Compare runs, best CV first: recipe, model, the config keys that differ, CV accuracy ± its fold spread, best
+    epochs, train time, exported size and latency; half-finished runs say how far they got.
+
+    Example: kit runs
+    Example: kit runs runs/sweep runs/base --html runs.html
+    Example: kit runs --json | jq '.[0].cv_accuracy'
+    """
+    from kit.runs import DEFAULT_ROOT, collect, render, to_json, write_html
+
+    try:
+        found = collect(dirs or [DEFAULT_ROOT])
+        page = write_html(found, html) if html else None
+    except KitError as err:
+        raise _fail(err)
+    typer.echo(to_json(found) if as_json else render(found))
+    if page:
+        typer.echo(f"wrote {page}", err=as_json)
 
 
 kaggle_app = typer.Typer(

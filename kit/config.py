@@ -154,15 +154,16 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
         if section not in data:
             raise KitError(f"unknown config section {section!r} in {item!r}; valid: {', '.join(data)}")
         if section == "model" and name not in data["model"]:
-            data["model"]["overrides"] = {**data["model"]["overrides"], name: _parse(raw)}
+            data["model"]["overrides"] = {**data["model"]["overrides"], name: parse_value(raw)}
             continue
         if name not in data[section]:
             raise KitError(f"unknown key {key!r}; valid: {', '.join(f'{section}.{k}' for k in data[section])}")
-        data[section][name] = _parse(raw)
+        data[section][name] = parse_value(raw)
     return from_dict(data)
 
 
-def _parse(raw: str) -> Any:
+def parse_value(raw: str) -> Any:
+    """An override's value: JSON when it parses as JSON (3, 0.5, true, "a", {"dim": 64}), else the bare string."""
     try:
         return json.loads(raw)
     except json.JSONDecodeError:

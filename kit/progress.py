@@ -25,6 +25,7 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
         for item in items:
             yield item
             progress.advance(task)
+        progress.update(task, total=progress.tasks[0].completed)  # an estimated total (a video's) ends full
 
 
 def say(message: str) -> None:

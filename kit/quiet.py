@@ -35,7 +35,8 @@ from collections.abc import Iterator
 
 LEVEL_VAR = "TF_CPP_MIN_LOG_LEVEL"
 DEFAULT_LEVEL = 2  # TF's meaning: 0 all, 1 no INFO, 2 no INFO or WARNING, 3 no ERROR either
-NOISY_MODULES = frozenset({"tensorflow", "jax", "jaxlib"})  # importing these loads the chatty C++ libraries
+# importing these loads the chatty C++ libraries (mediapipe: TensorFlow, its graph, a line of its own)
+NOISY_MODULES = frozenset({"tensorflow", "jax", "jaxlib", "mediapipe"})
 SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}
 LOG_LINE = re.compile(r"^([IWEF])\d{4} ")  # absl's prefix: severity, month and day ("I0000" before init)
 TFLITE_LINE = re.compile(r"^(INFO|WARNING|ERROR|FATAL): ")  # TFLite's minimal logging
@@ -46,6 +47,9 @@ CHATTER = re.compile(
     r"factory|computation placer already registered|cuda_(dnn|fft|blas)\.cc|TF-TRT Warning|Could not find TensorRT|"
     r"Could not find cuda drivers|Unable to initialize backend|An NVIDIA GPU may be present")
 CONTINUATION = re.compile(r"^To enable the following instructions|^Attempting to register factory")
+# Not absl-formatted, yet harmless: mediapipe 0.10.21 under protobuf 6 prints it once on import, from a probe of an
+# API that protobuf 5 removed; Holistic works (README, "Your own signing").
+FOREIGN_CHATTER = re.compile(r"^AttributeError: 'MessageFactory' object has no attribute 'GetPrototype'\s*$")
 
 
 def is_chatter(line: str, level: int | None) -> bool | None:
@@ -57,7 +61,7 @@ def is_chatter(line: str, level: int | None) -> bool | None:
     """
     if CONTINUATION.match(line):
         return None
-    if line.strip() == PREAMBLE:
+    if line.strip() == PREAMBLE or FOREIGN_CHATTER.match(line):
         return level != 0
     header = LOG_LINE.match(line) or TFLITE_LINE.match(line)
     if not header:
@@ -105,6 +109,32 @@ def install() -> None:
 def startup() -> contextlib.AbstractContextManager:
     """`filtered_fd2` where `install()` ran (the kit command), else nothing: for a runtime's first start."""
     return contextlib.nullcontext() if _installed is _OFF else filtered_fd2(_installed)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def native_logs() -> Iterator[None]:
+    """Like `startup()`, for a long native computation (MediaPipe's graph, which logs warnings as it meets new input):
+    its lines on fd 2 pass the same filter when the block ends, while Python's own stderr (a progress bar) still
+    reaches the terminal as it happens. Nothing is changed where `install()` did not run."""
+    if _installed is _OFF:
+        yield
+        return
+    try:
+        python_on_fd2 = sys.stderr is not None and sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # a test runner's stream: not fd 2, nothing to move
+        python_on_fd2 = False
+    terminal = None
+    if python_on_fd2:
+        sys.stderr.flush()
+        terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding, errors="replace")
+    saved, sys.stderr = sys.stderr, terminal or sys.stderr
+    try:
+        with filtered_fd2(_installed):  # type: ignore[arg-type]
+            yield
+    finally:
+        sys.stderr = saved
+        if terminal is not None:
+            terminal.close()
 
 
 @contextlib.contextmanager

@@ -40,6 +40,7 @@ import keras
 import numpy as np
 
 from kit import config as config_mod
+from kit import track
 from kit.config import Config
 from kit.cv import CVResult, summarize
 from kit.devices import backend_accelerators
@@ -259,7 +260,7 @@ def _callbacks(cfg: Config, fold_dir: Path, done: int, validated: bool = True) -
     if cfg.train.ema and validated:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
     callbacks.append(keras.callbacks.TensorBoard(fold_dir / "tensorboard", write_graph=False))
-    return callbacks
+    return callbacks + track.epoch_callbacks(fold_dir)  # MLflow's per-epoch metrics under --track, else none
 
 
 class LogLearningRate(keras.callbacks.Callback):

@@ -6,18 +6,10 @@ import json
 import zipfile
 
 import numpy as np
-import pytest
 
 from kit import tflite
-from kit.export import export
 from kit.gates import edge_cases
 from tests.runs import fake_run
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    run = fake_run(tmp_path_factory.mktemp("run"))
-    return export(run, top=3)
 
 
 def test_export_writes_model_zip_and_report(exported):

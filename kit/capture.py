@@ -1,0 +1,376 @@
+"""`kit capture`: MediaPipe Holistic over your own signing, written as a competition landmark file.
+
+Holistic runs with the only settings that work offline and give the competition's points: model_complexity=1 (the
+pose model that the 0.10.21 wheel bundles; 0 and 2 download theirs) and refine_face_landmarks=False (a refined
+face has 478 points, the competition's 468). A video, a webcam or a folder of frames runs in tracking mode, as the
+competition's recordings did; a single image in static mode.
+
+Rate: videos and webcams are resampled to 30 frames per second (`--fps`), the competition's rate: its signs were
+recorded with phone cameras, which film at 30 fps, and its files keep every frame (their frame numbers run on
+without gaps), which is why a sign of about a second has the real data's median length of ~33 frames. Resampling
+is sample-and-hold: output frame k, at time k/fps, shows the last source frame at or before it, so a 60 fps video
+skips every other frame (MediaPipe runs on only the frames kept) and a 24 fps one shows every fourth frame twice.
+Folders of images have no clock and are taken frame for frame.
+
+A frame where MediaPipe found no face or no pose is dropped (and counted): the competition's files have both in
+every frame, and `kit prepare` refuses a file that lacks them. The frames left are numbered 0, 1, 2 ... Hands
+that were not found are NaN (stored as nulls, as in the real files).
+
+The file has exactly the competition's columns and types. Its parquet metadata (key `kit.capture`) names the
+source and, per frame, the source frame it shows, which `kit show --overlay` uses to draw over the right picture.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kit import quiet
+from kit.errors import KitError
+from kit.landmarks import N_LANDMARKS, OFFSET, SIGN_MAP, SIGN_MAP_NAME, TYPES
+from kit.progress import say, track
+from kit.sources import INSTALL, MEDIAPIPE_VERSION, Source, open_source, open_webcam, opencv
+
+COMPETITION_FPS = 30.0  # phone cameras' rate, every frame kept (see the module docstring)
+MODEL_COMPLEXITY = 1  # the only Holistic pose model inside the mediapipe wheel: 0 and 2 are downloaded
+RESULT_FIELDS = {"face": "face_landmarks", "left_hand": "left_hand_landmarks", "pose": "pose_landmarks",
+                 "right_hand": "right_hand_landmarks"}
+MAX_FRAMES = 32767  # the competition's `frame` column is int16
+METADATA_KEY = b"kit.capture"
+TRAIN_CSV = "train.csv"
+TRAIN_HEADER = ("path", "participant_id", "sequence_id", "sign")
+
+
+def mediapipe():
+    """The mediapipe module with its legacy Holistic solution, or a KitError naming the install command."""
+    opencv()
+    try:
+        import mediapipe as mp
+    except ImportError:
+        raise KitError(f"kit capture needs MediaPipe {MEDIAPIPE_VERSION}, which is not installed: {INSTALL} "
+                       "(README, \"Your own signing\")") from None
+    if getattr(getattr(mp, "solutions", None), "holistic", None) is None:
+        raise KitError(f"mediapipe {getattr(mp, '__version__', '?')} has no legacy solutions.holistic (releases "
+                       f"from 0.10.30 on dropped it and download their models): {INSTALL}")
+    import google.protobuf
+
+    if int(google.protobuf.__version__.split(".")[0]) >= 7:
+        raise KitError(f"protobuf {google.protobuf.__version__} breaks MediaPipe Holistic: "
+                       "pip install \"protobuf>=6.31.1,<6.34\" (TensorFlow accepts it)")
+    return mp
+
+
+class Holistic:
+    """MediaPipe Holistic, BGR image in, one competition frame `[543, 3]` out (NaN for a part not found)."""
+
+    def __init__(self, static: bool = False):
+        mp, self.cv2 = mediapipe(), opencv()
+        try:
+            with quiet.startup():  # its graph's start-up lines: XNNPACK, feedback-manager warnings
+                self.model = mp.solutions.holistic.Holistic(static_image_mode=static,
+                                                            model_complexity=MODEL_COMPLEXITY,
+                                                            refine_face_landmarks=False)
+        except (RuntimeError, ValueError, OSError) as err:
+            raise KitError(f"MediaPipe Holistic did not start ({str(err).strip().splitlines()[0]}): {INSTALL}")
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return landmarks_of(self.model.process(self.cv2.cvtColor(image, self.cv2.COLOR_BGR2RGB)))
+
+    def __enter__(self) -> Holistic:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.model.close()
+
+
+def landmarks_of(results) -> np.ndarray:
+    """Holistic's results as one competition frame: face, left_hand, pose, right_hand rows of x, y, z."""
+    frame = np.full((N_LANDMARKS, 3), np.nan)
+    for name, count in TYPES:
+        found = getattr(results, RESULT_FIELDS[name])
+        if found is None:
+            continue
+        points = found.landmark
+        if len(points) != count:
+            raise KitError(f"MediaPipe gave {len(points)} {name} landmarks where the competition has {count}: "
+                           f"use mediapipe {MEDIAPIPE_VERSION} with refine_face_landmarks=False ({INSTALL})")
+        frame[OFFSET[name]:OFFSET[name] + count] = [(p.x, p.y, p.z) for p in points]
+    return frame
+
+
+def resample(timed, fps: float | None):
+    """Yield (item, repeats) for each (time, item): how many frames of a `fps` stream the item stands for.
+
+    Sample-and-hold: output frame k, at t0 + k/fps, is the last item stamped at or before it, so an item no output
+    frame falls on gets 0 and one that a slower source holds longer gets 2 or more. `fps` None: every item once.
+    One item of lookahead: an item is yielded when the next one's time is known (the last one gets 1).
+    """
+    step = 1.0 / fps if fps else None
+    waiting, pending, start, k = False, None, 0.0, 0
+    for t, item in timed:
+        if step is None or t is None:
+            yield item, 1
+            continue
+        if not waiting:
+            waiting, pending, start = True, item, t
+            continue
+        repeats = 0
+        while start + k * step < t - 1e-6:  # a microsecond's slack for clocks rounded to milliseconds
+            k, repeats = k + 1, repeats + 1
+        yield pending, repeats
+        pending = item
+    if waiting:
+        yield pending, 1
+
+
+def steps_per_frame(times, fps: float | None) -> list[int]:
+    """`resample`'s repeats for frames stamped `times`: the rule alone, for tests and plans."""
+    return [repeats for _, repeats in resample(((t, None) for t in times), fps)]
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """What MediaPipe saw in a source, one row per output frame, before any frame is dropped."""
+
+    source: Source
+    landmarks: np.ndarray  # [frames, 543, 3] float64, NaN where a part was not found
+    source_frames: np.ndarray  # [frames] the source frame each row shows
+    fps: float | None  # rate of the rows (None: images, one row each)
+    read: int  # source frames read
+    tracked: int  # source frames MediaPipe ran on
+    seconds: float  # spent inside MediaPipe
+    interrupted: bool = False  # a webcam stopped with Ctrl-C
+
+    @property
+    def ms_per_frame(self) -> float:
+        return 1000 * self.seconds / max(self.tracked, 1)
+
+
+def run_holistic(source: Source, fps: float | None = COMPETITION_FPS) -> Tracked:
+    """Holistic over every frame of `source` (resampled to `fps` where it has a clock; None or 0: as it is)."""
+    if fps is not None and fps < 0:
+        raise KitError(f"--fps {fps}: must be positive, or 0 to keep every source frame")
+    rate = fps if fps and source.kind in ("video", "webcam") else None
+    rows, index, read, tracked, spent, interrupted = [], [], 0, 0, 0.0, False
+    mediapipe()  # imported first: its import prints through Python's stderr, which native_logs leaves alone
+    steps = resample(((frame.time, frame) for frame in source.frames()), rate)
+    try:
+        # MediaPipe's threads log as they start (at times after the constructor returned) and meet new input
+        with quiet.native_logs(), Holistic(static=source.kind == "image") as holistic:
+            for frame, repeats in track(steps, f"MediaPipe Holistic on {Path(source.name).name}", total=source.total):
+                read += 1
+                if repeats:
+                    start = time.perf_counter()
+                    points = holistic(frame.image)
+                    spent, tracked = spent + time.perf_counter() - start, tracked + 1
+                    rows.extend([points] * repeats)
+                    index.extend([frame.index] * repeats)
+    except KeyboardInterrupt:
+        if not source.live:
+            raise
+        interrupted = True  # Ctrl-C is how a webcam recording ends: keep what was recorded
+    landmarks = np.stack(rows) if rows else np.empty((0, N_LANDMARKS, 3))
+    return Tracked(source, landmarks, np.asarray(index, dtype=np.int64), rate or source.fps, read, tracked, spent,
+                   interrupted)
+
+
+def complete(landmarks: np.ndarray) -> np.ndarray:
+    """Which frames have every face and pose point: the frames a competition file may hold."""
+    body = list(range(OFFSET["face"], OFFSET["face"] + 468)) + list(range(OFFSET["pose"], OFFSET["pose"] + 33))
+    return np.isfinite(landmarks[:, body]).all(axis=(1, 2))
+
+
+def found_per_part(landmarks: np.ndarray) -> dict[str, int]:
+    """In how many frames each part was found (any finite point)."""
+    return {name: int(np.isfinite(landmarks[:, OFFSET[name]:OFFSET[name] + count]).any(axis=(1, 2)).sum())
+            for name, count in TYPES}
+
+
+def competition_frames(tracked: Tracked) -> tuple[np.ndarray, np.ndarray]:
+    """The frames a competition file may hold (face and pose found) and the source frame of each."""
+    keep = complete(tracked.landmarks)
+    if not keep.any():
+        raise KitError(f"{tracked.source.name}: MediaPipe found no face and pose together in any of its "
+                       f"{tracked.read} frames: film the signer from the waist up, face and hands in the light")
+    if keep.sum() > MAX_FRAMES:
+        raise KitError(f"{tracked.source.name}: {int(keep.sum())} frames; a competition file holds at most "
+                       f"{MAX_FRAMES} (its frame column is int16): cut the recording into single signs")
+    return tracked.landmarks[keep], tracked.source_frames[keep]
+
+
+def open_any(source: str | os.PathLike | None, webcam: int | None = None, seconds: float | None = None) -> Source:
+    """SOURCE (a video, a folder of images, an image) or --webcam N: exactly one of them."""
+    if (source is None) == (webcam is None):
+        raise KitError("give a SOURCE (a video, an image or a folder of images) or --webcam N, "
+                       + ("not both" if source is not None else "one of them"))
+    if seconds is not None and webcam is None:
+        raise KitError("--seconds goes with --webcam N: a file ends by itself")
+    return open_webcam(webcam, seconds) if webcam is not None else open_source(source)
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    out: Path
+    source: str
+    frames: int  # written
+    read: int  # source frames read
+    dropped: int  # frames without face or pose, left out
+    found: dict[str, int]  # frames (of those written) in which each part was found
+    fps: float | None
+    ms_per_frame: float
+    interrupted: bool = False
+    row: dict = field(default_factory=dict)  # the train.csv row added, if any
+
+    def __str__(self) -> str:
+        rate = f" at {self.fps:g} fps" if self.fps else ""
+        parts = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in self.found.items())
+        stopped = " (stopped with Ctrl-C)" if self.interrupted else ""
+        lines = [f"wrote {self.out}: {_frames(self.frames)}{rate} from {_frames(self.read)} of {self.source}"
+                 f"{stopped}; MediaPipe {self.ms_per_frame:.0f} ms a frame",
+                 f"found in frames: {parts}"]
+        if self.dropped:
+            lines.append(f"dropped {_frames(self.dropped)} without a face or a pose (the competition's files have both "
+                         "in every frame)")
+        if not self.found["left_hand"] and not self.found["right_hand"]:
+            lines.append("note: no hand in any frame: keep both hands in the picture, in good light")
+        if self.row:
+            lines.append(f"added to {self.out.parents[2] / TRAIN_CSV}: participant {self.row['participant_id']}, "
+                         f"sequence {self.row['sequence_id']}, sign {self.row['sign']}")
+        return "\n".join(lines)
+
+
+def _frames(n: int) -> str:
+    return f"{n} frame{'' if n == 1 else 's'}"
+
+
+def capture(source: Source, out: str | os.PathLike | None = None, fps: float | None = COMPETITION_FPS,
+            data: str | os.PathLike | None = None, participant: int | None = None,
+            sign: str | None = None) -> CaptureResult:
+    """Track `source` and write its frames to `out` (FILE.parquet), or into the competition folder `data` as
+    participant `participant`'s recording of `sign`, with its train.csv row."""
+    if fps is not None and fps < 0:
+        raise KitError(f"--fps {fps}: must be positive, or 0 to keep every source frame")
+    plan = _plan_output(out, data, participant, sign)
+    tracked = run_holistic(source, fps)
+    if tracked.interrupted:
+        say(f"stopped: {tracked.read} frames recorded from {source.name}")
+    frames, source_frames = competition_frames(tracked)
+    info = {"source": str(Path(source.path).resolve()) if source.path else source.name, "kind": source.kind,
+            "fps": tracked.fps, "source_frames": source_frames.tolist(), "mediapipe": MEDIAPIPE_VERSION,
+            "model_complexity": MODEL_COMPLEXITY}
+    row = {}
+    if isinstance(plan, Path):
+        write_landmarks(plan, frames, info)
+        path = plan
+    else:
+        path, row = add_to_dataset(*plan, frames, info)
+    return CaptureResult(path, source.name, len(frames), tracked.read, len(tracked.landmarks) - len(frames),
+                         found_per_part(frames), tracked.fps, tracked.ms_per_frame, tracked.interrupted, row)
+
+
+def _plan_output(out, data, participant, sign):
+    """Check where the capture goes before MediaPipe starts: a Path, or (data folder, participant, sign)."""
+    if data is None:
+        if participant is not None or sign is not None:
+            raise KitError("--participant and --sign add the recording to a competition folder: give it with "
+                           "--data DIR (instead of --out)")
+        if out is None:
+            raise KitError("give --out FILE.parquet (or --data DIR --participant P --sign S)")
+        out = Path(out)
+        if out.suffix.lower() != ".parquet":
+            raise KitError(f"{out}: kit capture writes a competition landmark file: give --out NAME.parquet")
+        if out.is_dir():
+            raise KitError(f"{out}: is a folder: give --out NAME.parquet")
+        return out
+    if out is not None:
+        raise KitError(f"give --out FILE or --data DIR, not both: with --data the file goes to "
+                       f"{Path(data) / 'train_landmark_files'}/<participant>/<sequence>.parquet")
+    if participant is None or sign is None:
+        raise KitError(f"--data {data} needs --participant P and --sign S: whose recording of which sign it is")
+    if participant < 0:
+        raise KitError(f"--participant {participant}: must be a whole number >= 0, like the competition's ids")
+    data = Path(data)
+    sign_map = _sign_map(data)
+    from kit.prepare import read_sign_map
+
+    signs = read_sign_map(sign_map) if sign_map.is_file() else read_sign_map(SIGN_MAP)
+    if sign not in signs:
+        import difflib
+
+        close = difflib.get_close_matches(sign, signs, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else f"e.g. {', '.join(signs[:3])}"
+        raise KitError(f"--sign {sign!r} is not one of the {len(signs)} signs of {sign_map}: {hint}")
+    _read_rows(data)  # a broken train.csv fails now, not after the recording
+    return data, participant, sign
+
+
+def _sign_map(data: Path) -> Path:
+    sign_map = data / SIGN_MAP_NAME
+    if not sign_map.is_file() and (data / TRAIN_CSV).is_file():
+        raise KitError(f"{data}: has {TRAIN_CSV} but no {SIGN_MAP_NAME}: --data must be a competition folder "
+                       "(kit fetch, kit synth) or a new one")
+    return sign_map
+
+
+def _read_rows(data: Path) -> list:
+    from kit.prepare import read_train_csv
+
+    return read_train_csv(data / TRAIN_CSV) if (data / TRAIN_CSV).is_file() else []
+
+
+def add_to_dataset(data: Path, participant: int, sign: str, frames: np.ndarray,
+                   info: dict) -> tuple[Path, dict]:
+    """Write the file as DATA/train_landmark_files/P/S.parquet (S: one above the folder's largest sequence id),
+    then append its train.csv row (creating the folder's train.csv and sign map if new)."""
+    data.mkdir(parents=True, exist_ok=True)
+    if not (data / SIGN_MAP_NAME).is_file():
+        shutil.copyfile(SIGN_MAP, data / SIGN_MAP_NAME)
+    rows = _read_rows(data)
+    sequence_id = max((r.sequence_id for r in rows), default=0) + 1
+    relative = f"train_landmark_files/{participant}/{sequence_id}.parquet"
+    path = data / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_landmarks(path, frames, info)  # the file first: a train.csv row never points at a missing file
+    row = {"path": relative, "participant_id": participant, "sequence_id": sequence_id, "sign": sign}
+    train_csv = data / TRAIN_CSV
+    new = not train_csv.is_file()
+    if not new and not train_csv.read_bytes().endswith(b"\n"):
+        with open(train_csv, "ab") as f:
+            f.write(b"\n")
+    with open(train_csv, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=TRAIN_HEADER, lineterminator="\n")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+    return path, row
+
+
+def write_landmarks(path: str | os.PathLike, frames: np.ndarray, info: dict | None = None) -> None:
+    """`[T, 543, 3]` frames as a competition landmark file (frames 0..T-1), `info` in its metadata; atomic."""
+    import pyarrow.parquet as pq
+
+    from kit.synth import DICTIONARY, landmark_table  # the one writer of the competition's columns
+
+    path = Path(path)
+    table = landmark_table(0, np.asarray(frames, np.float64))
+    if info is not None:
+        table = table.replace_schema_metadata({METADATA_KEY: json.dumps(info).encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    pq.write_table(table, partial, use_dictionary=DICTIONARY)
+    os.replace(partial, path)
+
+
+def capture_info(path: str | os.PathLike) -> dict | None:
+    """The `kit.capture` metadata of a landmark file (None for a file kit capture did not write)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata[METADATA_KEY]) if METADATA_KEY in metadata else None
