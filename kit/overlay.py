@@ -23,7 +23,7 @@ import numpy as np
 from kit import landmarks as L
 from kit.errors import KitError
 from kit.progress import track
-from kit.show import COLORS, POSE_POINTS, find_ffmpeg, hands_in_view
+from kit.show import COLORS, POSE_POINTS, check_out, hands_in_view
 
 GIF_WIDTH = 480
 DEFAULT_FPS = 15.0  # for pictures without a clock (a folder of images, a single image)
@@ -99,7 +99,7 @@ def overlay(path: str | os.PathLike, out: str | os.PathLike | None = None, fps: 
     if fps is not None and fps <= 0:
         raise KitError(f"--fps {fps}: must be positive")
     out = Path(out) if out is not None else Path.cwd() / f"{path.stem}_overlay.gif"
-    _check_out(out)
+    check_out(out, "kit show --overlay")
     if path.suffix.lower() == ".parquet":
         source, rows, source_frames, rate = _from_capture(path, video)
     else:
@@ -161,15 +161,6 @@ def _draw_all(source, rows: np.ndarray, source_frames: np.ndarray, name: str, wr
     missing = len(rows) - drawn
     note = f"{missing} landmark frames had no source frame (the video is shorter) and were left out" if missing else ""
     return drawn, note
-
-
-def _check_out(out: Path) -> None:
-    suffix = out.suffix.lower()
-    if suffix not in (".gif", ".mp4"):
-        raise KitError(f"{out}: kit show --overlay writes .gif or .mp4; give --out NAME.gif")
-    if suffix == ".mp4" and not find_ffmpeg():
-        raise KitError(f"{out}: writing .mp4 needs ffmpeg, found neither on PATH nor from imageio-ffmpeg: "
-                       f"pip install 'kit[video]', or write a GIF with --out {out.with_suffix('.gif').name}")
 
 
 class _Writer:

@@ -257,7 +257,7 @@ def show(paths: Sequence[str | os.PathLike] = (), out: str | os.PathLike | None 
     if run_dir is not None and not model_view:
         raise KitError("--run only chooses the preprocessing of --model-view: add --model-view")
     out = Path(out) if out is not None else Path.cwd() / f"{_stem(paths, sequence_ids)}.gif"
-    _check_out(out)
+    check_out(out)
     sources = [load_parquet(p) for p in paths] + [load_cached(cache_dir, s) for s in sequence_ids]
     if model_view:
         cfg = _preprocess_config(run_dir)
@@ -284,11 +284,11 @@ def _stem(paths, sequence_ids) -> str:
     return "_".join([Path(p).stem for p in paths] + [str(s) for s in sequence_ids])
 
 
-def _check_out(out: Path) -> None:
+def check_out(out: Path, command: str = "kit show") -> None:
     """Fail before any drawing on an output that cannot be written."""
     suffix = out.suffix.lower()
     if suffix not in (".gif", ".mp4"):
-        raise KitError(f"{out}: kit show writes .gif or .mp4; give --out NAME.gif")
+        raise KitError(f"{out}: {command} writes .gif or .mp4; give --out NAME.gif")
     if suffix == ".mp4" and not find_ffmpeg():
         raise KitError(f"{out}: writing .mp4 needs ffmpeg, found neither on PATH nor from imageio-ffmpeg: "
                        f"pip install 'kit[video]', or write a GIF with --out {out.with_suffix('.gif').name}")
