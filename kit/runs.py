@@ -1,7 +1,8 @@
 """`kit runs`: every run at a glance, best first: what each one changed, what it scored, what it cost.
 
-A run is a folder that kit train wrote (layout in kit.train): trained here, pulled back from a Kaggle kernel (its
-RUN/kaggle/ is not looked into), or folds trained on several machines and merged with kit cv. Everything is read
+A run is a folder that kit train wrote (layout in kit.train): trained here, pulled back from Kaggle kernels (of
+RUN/kaggle/ only state.json is read: the fold count and the folds still out there), or folds trained on several
+machines and merged with kit cv. Everything is read
 from the files a run leaves (config.json, run.json, fold*/metrics.json, cv.json, export/export.json,
 fold*/history.csv for the curves); nothing imports TensorFlow, so a table of a hundred runs takes a moment. A
 half-finished run (a fold or full fit without its metrics.json: killed, or still training) is listed with how far
@@ -28,6 +29,7 @@ from kit.errors import KitError
 DEFAULT_ROOT = Path("runs")
 # Folders inside or beside runs that are never runs themselves (MLflow's local store sits beside the runs).
 NOT_RUNS = frozenset({"mlruns", "export", "kaggle", "tensorboard", "backup"})
+KAGGLE_STATE = Path("kaggle") / "state.json"  # kit kaggle train's progress (kit.kaggle_plan.state_path)
 MAX_DEPTH = 3  # ROOT/sweep/point is depth 2: deeper folders are not searched for runs
 HEADER = ["#", "run", "recipe", "model", "changes", "CV accuracy", "folds", "best epochs", "train time", "size",
           "latency", "state"]
@@ -47,6 +49,7 @@ class Run:
     export: dict | None  # export_summary of RUN/export/export.json
     notes: list[str] = field(default_factory=list)
     changes: dict[str, Any] = field(default_factory=dict)
+    on_kaggle: dict[str, str] = field(default_factory=dict)  # "folds 3,4" -> "running": kernels not yet back
 
     @property
     def recipe(self) -> str:
@@ -80,6 +83,8 @@ class Run:
         if self.unfinished:
             where = ", ".join(f"{name} at {progress}" for name, progress in self.unfinished.items())
             state = f"unfinished: {where}"
+        elif self.on_kaggle:
+            state = "on Kaggle: " + ", ".join(f"{folds} {status}" for folds, status in self.on_kaggle.items())
         elif self.n_folds and len(self.folds) < self.n_folds:
             state = f"partial: {len(self.folds)} of {self.n_folds} folds"
         elif not self.folds:
@@ -99,7 +104,8 @@ class Run:
                 "n_folds": self.n_folds, "folds_finished": len(self.folds),
                 "best_epochs": {str(k): v for k, v in self.best_epochs.items()}, "full_fits": len(self.full),
                 "train_seconds": self.train_seconds, "unfinished": self.unfinished, "export": self.export,
-                "notes": self.notes, "mlflow": _json(self.path / "mlflow.json", []),  # kit.track.RECORD
+                "notes": self.notes, "on_kaggle": self.on_kaggle,
+                "mlflow": _json(self.path / "mlflow.json", []),  # kit.track.RECORD
                 "config": self.config}
 
 
@@ -125,7 +131,7 @@ def collect(roots: list[Path]) -> list[Run]:
 
 
 def is_run(path: Path) -> bool:
-    return ((path / "run.json").is_file() or (path / "cv.json").is_file()
+    return ((path / "run.json").is_file() or (path / "cv.json").is_file() or (path / KAGGLE_STATE).is_file()
             or any(d.name[4:].isdigit() for d in path.glob("fold*")) or any(_numbered(path, "full")))
 
 
@@ -155,11 +161,16 @@ def read_run(path: Path, name: str | None = None) -> Run:
                 finished[int(d.name[4:])] = metrics
             else:
                 unfinished[d.name] = _progress(d, notes)
-    # the fold count: run.json's (kit train), folds.csv's, or that of kit kaggle train's state (the one key read there)
-    n_folds = (meta.get("n_folds") or _folds_in_csv(path / "folds.csv")
-               or (_json(path / "kaggle" / "state.json", notes) or {}).get("n_folds"))
+    # the fold count: run.json's (kit train), folds.csv's, or that of kit kaggle train's state
+    kaggle = _json(path / KAGGLE_STATE, notes) or {}
+    n_folds = meta.get("n_folds") or _folds_in_csv(path / "folds.csv") or kaggle.get("n_folds")
     run = Run(path, name or path.name, _read_config(path, notes), n_folds, folds, full, unfinished, None,
               export_summary(path / "export" / "export.json", notes), notes)
+    run.on_kaggle = {f"folds {','.join(map(str, g['folds']))}": g.get("status", "?")
+                     for g in kaggle.get("groups", {}).values()
+                     if g.get("status") != "done" and any(k not in folds for k in g.get("folds", []))}
+    if run.on_kaggle:
+        notes.append(f"see kit kaggle status {path}; kit kaggle train --resume {path} brings finished folds back")
     run.cv_accuracy = _cv_accuracy(run, _json(path / "cv.json", notes))
     if unfinished:
         notes.append(f"continue it with kit train --resume {path}")

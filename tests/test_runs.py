@@ -140,6 +140,23 @@ def test_merged_folds_and_kaggle_runs_appear_like_any_other(tmp_path):
     assert not runs["from-kaggle"].notes
 
 
+def test_a_run_still_training_on_kaggle_says_so(tmp_path):
+    """A run whose kernels are still out (kit kaggle train --no-wait) lists before any fold came back, with the
+    folds still on Kaggle and how to follow them; folds back already count as usual."""
+    run = tmp_path / "k"
+    (run / "kaggle").mkdir(parents=True)
+    Config().save(run / "config.json")
+    groups = {"kit-k-abc123-f012": {"folds": [0, 1, 2], "status": "running"},
+              "kit-k-abc123-f34": {"folds": [3, 4], "status": "waiting"}}
+    (run / "kaggle" / "state.json").write_text(json.dumps({"n_folds": 5, "groups": groups}))
+    [listed] = collect([tmp_path])
+    assert listed.state == "on Kaggle: folds 0,1,2 running, folds 3,4 waiting" and listed.cv_accuracy is None
+    assert any(f"kit kaggle status {run}" in note for note in listed.notes)
+    groups["kit-k-abc123-f34"]["status"] = "done"
+    (run / "kaggle" / "state.json").write_text(json.dumps({"n_folds": 5, "groups": groups}))
+    assert collect([tmp_path])[0].state == "on Kaggle: folds 0,1,2 running"
+
+
 def test_html_page_is_self_contained_with_every_runs_curves(tmp_path):
     """--html writes one page: the same table, one PNG (validation curves of every run overlaid) as a data URI,
     no script, stylesheet or file from elsewhere."""
