@@ -2,11 +2,10 @@
 
 A run is a folder that kit train wrote (layout in kit.train): trained here, pulled back from Kaggle kernels (of
 RUN/kaggle/ only state.json is read: the fold count and the folds still out there), or folds trained on several
-machines and merged with kit cv. Everything is read
-from the files a run leaves (config.json, run.json, fold*/metrics.json, cv.json, export/export.json,
-fold*/history.csv for the curves); nothing imports TensorFlow, so a table of a hundred runs takes a moment. A
-half-finished run (a fold or full fit without its metrics.json: killed, or still training) is listed with how far
-it got, never skipped and never an error.
+machines and merged with kit cv. Everything is read from the files a run leaves (config.json, run.json,
+fold*/metrics.json, cv.json, export/export.json, fold*/history.csv for the curves); nothing imports TensorFlow,
+so a table of a hundred runs takes a moment. A half-finished run (a fold or full fit without its metrics.json:
+killed, or still training) is listed with how far it got, never skipped and never an error.
 
 The "changes" of a run are the config keys whose values are not the same in every listed run: in a sweep, exactly
 the swept keys. The "recipe" is the named starting point (the defaults or a recipe of kit.config.RECIPES) that the
