@@ -9,10 +9,10 @@ Locally, on a folder in the competition layout (or one holding it and a dataset 
 
     python kernels/train.py --input DIR --output DIR [--folds 5] [--fold 0] [--set train.epochs=2]
 
-`kit kaggle train` writes the job (wheel, folds, config, backend) into JOB; without one, the folds and settings
-come from the command line and, with no wheel under --input, the installed kit trains. Each fold trains in its own
-`kit train` process and the manifest is rewritten after each, so a session that runs out of time still hands over
-the folds it finished.
+`kit kaggle train` writes the job (wheel, folds or full fits, config, backend) into JOB; without one, the folds and
+settings come from the command line and, with no wheel under --input, the installed kit trains. Each fold (or full
+fit on every signer, `kind: full`) trains in its own `kit train` process and the manifest is rewritten after each,
+so a session that runs out of time still hands over what it finished.
 """
 
 from __future__ import annotations
@@ -148,24 +148,25 @@ def run_kit(args: list[str], env: dict) -> None:
         raise KernelError(f"kit {args[0]} exited with status {proc.returncode} (its messages are above)")
 
 
-def finished(run: Path, fold: int) -> bool:
-    return (run / f"fold{fold}" / "metrics.json").is_file()
+def finished(run: Path, kind: str, k: int) -> bool:
+    """RUN/fold{K} (or RUN/full{K}) holds its metrics.json: kit train's mark of a finished one."""
+    return (run / f"{kind}{k}" / "metrics.json").is_file()
 
 
-def write_manifest(output: Path, folds: list[int], info: dict) -> dict:
-    """OUTPUT/kit-manifest.json: size and sha256 of every file a finished fold needs (run-level config and folds
-    too), written atomically; what kit kaggle train downloads and verifies."""
+def write_manifest(output: Path, kind: str, folds: list[int], info: dict) -> dict:
+    """OUTPUT/kit-manifest.json: size and sha256 of every file a finished fold (or full fit) needs (run-level
+    config and folds too), written atomically; what kit kaggle train downloads and verifies."""
     run = output / RUN
-    done = [k for k in folds if finished(run, k)]
+    done = [k for k in folds if finished(run, kind, k)]
     paths = [run / "config.json", run / "folds.csv"]
     for k in done:
-        paths += sorted(p for p in (run / f"fold{k}").rglob("*") if p.is_file() and "backup" not in p.parts)
+        paths += sorted(p for p in (run / f"{kind}{k}").rglob("*") if p.is_file() and "backup" not in p.parts)
     files = {p.relative_to(output).as_posix(): {"size": p.stat().st_size, "sha256": sha256(p)}
              for p in paths if p.is_file()}
     total = sum(f["size"] for f in files.values())
     if total > MAX_OUTPUT_BYTES:
         raise KernelError(f"the outputs hold {total / 2**30:.1f} GB; Kaggle keeps 20 GB of a session")
-    manifest = {**info, "folds_done": done, "files": files}
+    manifest = {**info, "kind": kind, "folds_done": done, "files": files}
     tmp = output / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, output / MANIFEST)
@@ -174,7 +175,7 @@ def write_manifest(output: Path, folds: list[int], info: dict) -> dict:
 
 def job_from_args(args: argparse.Namespace) -> dict:
     folds = args.fold or list(range(args.folds))
-    return {"wheel": None, "wheel_sha256": None, "n_folds": args.folds, "folds": folds, "config": None,
+    return {"wheel": None, "wheel_sha256": None, "kind": "fold", "n_folds": args.folds, "folds": folds, "config": None,
             "recipe": args.recipe, "overrides": args.set or [], "backend": args.backend, "strategy": "auto",
             "internet": True}
 
@@ -211,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         data = find_competition(args.input)
         print(f"kit: competition data {data}; folds {job['folds']} of {job['n_folds']}", flush=True)
         run_kit(["prepare", "--data", str(data), "--cache", str(scratch / "cache")], env)
-        train = ["train", "--cache", str(scratch / "cache"), "--out", str(output / RUN), "--folds", str(job["n_folds"])]
+        kind = job.get("kind", "fold")
+        train = ["train", "--cache", str(scratch / "cache"), "--out", str(output / RUN)]
         if job["config"] is not None:
             (scratch / "config.json").write_text(json.dumps(job["config"], indent=2))
             train += ["--config", str(scratch / "config.json")]
@@ -219,16 +221,20 @@ def main(argv: list[str] | None = None) -> int:
             train += ["--recipe", job["recipe"]]
         for override in job["overrides"]:
             train += ["--set", override]
+        if kind == "full":  # full fits on every signer: n_folds counts the seeds, each one its own --member
+            train += ["--full", "--epochs", str(job["config"]["train"]["epochs"]), "--seeds", str(job["n_folds"])]
+        else:
+            train += ["--folds", str(job["n_folds"])]
         train += ["--strategy", job["strategy"]]
         info = {"wheel": wheel.name if wheel else None, "n_folds": job["n_folds"], "folds": job["folds"],
                 "seconds": {}}
         for k in job["folds"]:
             began = time.time()
-            if not finished(output / RUN, k):
-                run_kit([*train, "--fold", str(k)], env)
+            if not finished(output / RUN, kind, k):
+                run_kit([*train, "--member" if kind == "full" else "--fold", str(k)], env)
             info["seconds"][str(k)] = round(time.time() - began, 1)
-            manifest = write_manifest(output, job["folds"], info)
-            print(f"kit: fold {k} done in {info['seconds'][str(k)]:.0f} s; manifest lists "
+            manifest = write_manifest(output, kind, job["folds"], info)
+            print(f"kit: {kind}{k} done in {info['seconds'][str(k)]:.0f} s; manifest lists "
                   f"{len(manifest['files'])} files", flush=True)
     except (KernelError, subprocess.CalledProcessError) as err:
         print(f"KIT ERROR: {err}", file=sys.stderr, flush=True)
@@ -236,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.scratch is None:
             shutil.rmtree(scratch, ignore_errors=True)
-    print(f"kit: folds {job['folds']} trained in {time.time() - start:.0f} s; outputs in {output}", flush=True)
+    print(f"kit: {job.get('kind', 'fold')}s {job['folds']} trained in {time.time() - start:.0f} s; outputs in {output}",
+          flush=True)
     return 0
 
 

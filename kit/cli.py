@@ -128,6 +128,8 @@ def train(
                                            "folds' best epochs; its config and cache unless given."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="With --full: N models, seeds train.seed+0..N-1 "
                                         "(default 1)."),
+    member: Optional[list[int]] = typer.Option(None, "--member", help="With --full: train only full fit K of the "
+                                               "--seeds (repeatable), e.g. one per machine."),
     epochs: Optional[int] = typer.Option(None, help="Shortcut for --set train.epochs=E."),
     model: Optional[str] = typer.Option(None, help="Shortcut for --set model.name=NAME (see kit models)."),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON config to start from (e.g. a run's config.json)."),
@@ -148,6 +150,7 @@ def train(
     Example: kit train --cache cache --out runs/base --folds 5 --set train.epochs=60 --set train.mixup_alpha=0.5
     Example: kit train --cache cache --out runs/mlp --recipe mlp80
     Example: kit train --full --from-cv runs/base --seeds 3
+    Example: kit train --full --from-cv runs/base --seeds 3 --member 2   (this machine's share: full2)
     Example: kit train --full --cache cache --out runs/final --epochs 40 --set train.precision=mixed_bfloat16
     Example: kit train --resume runs/base
     Example: kit train --cache cache --out runs/mix --sweep train.mixup_alpha=0,0.5 --sweep model.name=llama_small,mlp
@@ -179,10 +182,12 @@ def train(
                 base = _base_config(config, recipe) if config or recipe else None
                 plan = full_fits.plan_full(base, overrides, from_cv=from_cv, cache_dir=cache, run_dir=out)
                 with tracking.recording(tracker, plan.run_dir):
-                    results = [full_fits.train_full(plan, seeds=1 if seeds is None else seeds, strategy=strategy)]
+                    results = [full_fits.train_full(plan, seeds=1 if seeds is None else seeds, strategy=strategy,
+                                                    only=member or None)]
             else:
-                if from_cv is not None or seeds is not None:
-                    raise KitError("--from-cv and --seeds go with --full (folds are seeded train.seed + fold)")
+                if from_cv is not None or seeds is not None or member:
+                    raise KitError("--from-cv, --seeds and --member go with --full (folds are seeded train.seed + "
+                                   "fold)")
                 cfg = config_mod.apply_overrides(_base_config(config, recipe), overrides)
                 n_folds, cache_dir = 5 if folds is None else folds, cache or training.DEFAULT_CACHE
                 if sweep:
@@ -569,6 +574,12 @@ def kaggle_train(
                                        "runs/run)."),
     folds: int = typer.Option(5, help="GroupKFold folds by participant: every signer is held out once."),
     fold: Optional[list[int]] = typer.Option(None, help="Train only this fold (repeatable), e.g. --fold 0."),
+    full: bool = typer.Option(False, "--full", help="Final fits on every signer instead of folds (RUN/full0 ...); "
+                              "epochs from --epochs or --from-cv."),
+    from_cv: Optional[Path] = typer.Option(None, "--from-cv", help="With --full: epochs = rounded mean of this run's "
+                                           "folds' best epochs; its config, and its folder as --out."),
+    seeds: int = typer.Option(1, "--seeds", help="With --full: N models, seeds train.seed+0..N-1, one kernel each "
+                              "as --parallel allows."),
     epochs: Optional[int] = typer.Option(None, help="Shortcut for --set train.epochs=E."),
     model: Optional[str] = typer.Option(None, help="Shortcut for --set model.name=NAME (see kit models)."),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON config to start from."),
@@ -597,6 +608,7 @@ def kaggle_train(
 
     Example: kit kaggle train --out runs/k5 --recipe llama26 --folds 5
     Example: kit kaggle train --out runs/tpu --accelerator tpu --parallel 1 --set train.precision=mixed_bfloat16
+    Example: kit kaggle train --full --from-cv runs/k5 --seeds 2
     Example: kit kaggle train --resume runs/k5
     """
     from kit import config as config_mod
@@ -606,20 +618,34 @@ def kaggle_train(
     try:
         creds = kaggle_api.find_credentials()
         owner = creds.username if creds and creds.username else None
+        owner = owner or kaggle_plan.OFFLINE_OWNER
         if resume is not None:
-            if config or recipe or set_ or epochs is not None or model or fold or out:
-                raise KitError("--resume continues a run with the settings it started with: drop the other options")
-            plan = kaggle_plan.plan_from_state(resume, owner or kaggle_plan.OFFLINE_OWNER)
+            if config or recipe or set_ or epochs is not None or model or fold or out or from_cv:
+                raise KitError("--resume continues a run with the settings it started with: drop the other options "
+                               "(but --full, to resume its full fits)")
+            plan = kaggle_plan.plan_from_state(resume, owner, "full" if full else "fold")
         else:
-            shortcuts = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
-                [f'model.name="{model}"'] if model else [])
-            cfg = config_mod.apply_overrides(_base_config(config, recipe), shortcuts + list(set_ or []))
             from kit.train import build_model
 
-            build_model(cfg)  # a bad model name or size fails here, not hours later on Kaggle
-            plan = kaggle_plan.make_plan(cfg, out or Path("runs/run"), owner or kaggle_plan.OFFLINE_OWNER,
-                                         n_folds=folds, only_folds=fold or None, accelerator=accelerator,
-                                         parallel=parallel, per_kernel=per_kernel, backend=backend)
+            overrides = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
+                [f'model.name="{model}"'] if model else []) + list(set_ or [])
+            if full:
+                if fold:
+                    raise KitError("--full trains on every signer: drop --fold (train folds and full fits with two "
+                                   "commands)")
+                base = _base_config(config, recipe) if config or recipe else None
+                plan, note = kaggle_plan.make_full_plan(base, overrides, out, owner, seeds=seeds, from_cv=from_cv,
+                                                        accelerator=accelerator, parallel=parallel,
+                                                        per_kernel=per_kernel, backend=backend)
+                typer.echo(f"full fits on every signer: {note}", err=True)
+            else:
+                if from_cv is not None or seeds != 1:
+                    raise KitError("--from-cv and --seeds go with --full (folds are seeded train.seed + fold)")
+                cfg = config_mod.apply_overrides(_base_config(config, recipe), overrides)
+                plan = kaggle_plan.make_plan(cfg, out or Path("runs/run"), owner, n_folds=folds,
+                                             only_folds=fold or None, accelerator=accelerator, parallel=parallel,
+                                             per_kernel=per_kernel, backend=backend)
+            build_model(plan.cfg)  # a bad model name or size fails here, not hours later on Kaggle
         typer.echo(remote.train_on_kaggle(plan, dry_run=dry_run, wait=not no_wait, poll_seconds=poll))
     except KitError as err:
         raise _fail(err)

@@ -80,8 +80,10 @@ def plan_full(base: Config | None, overrides: list[str], from_cv: Path | None = 
     if from_cv is not None:
         from_cv = Path(from_cv)
         meta = read_meta(from_cv)
-        if not meta:
-            raise KitError(f"{from_cv / 'run.json'}: missing; --from-cv needs a run directory written by kit train")
+        if not (from_cv / "config.json").is_file():
+            raise KitError(f"{from_cv / 'config.json'}: missing; --from-cv needs a run directory written by kit train")
+        if not meta and cache_dir is None:  # folds pulled back from Kaggle kernels: their cache stayed there
+            raise KitError(f"{from_cv} has no run.json naming its cache (its folds trained elsewhere): give --cache")
         cv_epochs, cv_note = epochs_from_cv(from_cv)
         base = config_mod.load(from_cv / "config.json") if base is None else base
         cache_dir = Path(meta["cache"]) if cache_dir is None else cache_dir
@@ -103,10 +105,14 @@ def member_config(cfg: Config, member: int) -> Config:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + member))
 
 
-def train_full(plan: FullPlan, seeds: int = 1, strategy: str = "auto") -> FullResult:
-    """Train full fits 0..seeds-1 of `plan` (one already finished is kept) and write them into the run directory."""
+def train_full(plan: FullPlan, seeds: int = 1, strategy: str = "auto", only: list[int] | None = None) -> FullResult:
+    """Train full fits 0..seeds-1 of `plan` (one already finished is kept), or only the members `only` of them (one
+    machine's share), and write them into the run directory."""
     if seeds < 1:
         raise KitError(f"--seeds {seeds}: train at least one model (--seeds 1)")
+    bad = [k for k in only or [] if not 0 <= k < seeds]
+    if bad:
+        raise KitError(f"--member {bad[0]} is out of range: with --seeds {seeds} use 0..{seeds - 1}")
     cfg, run_dir = plan.cfg, plan.run_dir
     build_model(cfg)  # fail fast on a bad model name or size, before any data is read
     meta = read_meta(run_dir)
@@ -122,7 +128,7 @@ def train_full(plan: FullPlan, seeds: int = 1, strategy: str = "auto") -> FullRe
     meta.update(cache=str(plan.cache_dir.resolve()), strategy=strategy,
                 full=sorted(set(meta.get("full", [])) | set(range(seeds))))
     write_meta(run_dir, meta)
-    return train_members(run_dir, plan.cache_dir, list(range(seeds)), strategy)
+    return train_members(run_dir, plan.cache_dir, sorted(set(only)) if only else list(range(seeds)), strategy)
 
 
 def _check_fits_beside(run_dir: Path, meta: dict, cfg: Config, seeds: int) -> None:

@@ -18,10 +18,11 @@ MANIFEST = "kit-manifest.json"  # written by the kernel: size and sha256 of ever
 DOWNLOAD_DELAYS = (1.0, 2.0, 4.0, 8.0)  # waits before each retry of a dropped download
 
 
-def wanted_files(manifest: dict, folds: list[int]) -> list[tuple[str, dict]]:
-    """The manifest's files a local run needs: folds.csv and each finished fold's files, each fold's metrics.json
-    last (it marks a finished fold, so it lands only after the weights and predictions); names are checked."""
-    done = {f"fold{k}" for k in manifest.get("folds_done", []) if k in folds}
+def wanted_files(manifest: dict, folds: list[int], kind: str = "fold") -> list[tuple[str, dict]]:
+    """The manifest's files a local run needs: folds.csv and each finished fold's (or full fit's) files, each one's
+    metrics.json last (it marks it finished, so it lands only after the weights and predictions); names are
+    checked."""
+    done = {f"{kind}{k}" for k in manifest.get("folds_done", []) if k in folds}
     out = []
     for name, meta in manifest.get("files", {}).items():
         path = PurePosixPath(name)

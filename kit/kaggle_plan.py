@@ -1,10 +1,12 @@
-"""What kit kaggle train sends, decided before the first network call: the fold groups (one kernel each), the
-kernel slugs, the wheel dataset folder and each kernel folder rendered from kernels/train.py with its job, and the
-run's state file (RUN/kaggle/state.json: no secret in it).
+"""What kit kaggle train sends, decided before the first network call: the groups of folds (or of full fits on
+every signer, `--full`), one kernel each; the kernel slugs; the wheel dataset folder and each kernel folder rendered
+from kernels/train.py with its job; and the state file (no secret in it): RUN/kaggle/state.json for folds,
+RUN/kaggle/full/state.json for full fits, so that a run's folds and its full fits each go their own way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -29,6 +31,7 @@ OFFLINE_OWNER = "your-kaggle-username"
 ACCELERATORS = {"t4": ("NvidiaTeslaT4", "gpu", "tensorflow"), "tpu": ("TpuV5E8", "tpu", "jax")}
 SESSION_HOURS = {"t4": 12, "tpu": 9}  # Kaggle stops a GPU session at 12 h, a TPU session at 9 h
 MAX_PARALLEL = {"t4": 2, "tpu": 1}  # concurrent batch sessions Kaggle allows per accelerator
+KINDS = {"fold": "folds", "full": "full fits"}  # what a kernel trains: RUN/fold{K} or RUN/full{S}, and its name
 
 
 @dataclass(frozen=True)
@@ -36,20 +39,25 @@ class Plan:
     run_dir: Path
     owner: str
     cfg: Config
-    n_folds: int
-    groups: tuple[tuple[int, ...], ...]  # the folds of each kernel
+    n_folds: int  # folds: GroupKFold's fold count; full fits: the number of seeds
+    groups: tuple[tuple[int, ...], ...]  # the fold (or full fit) numbers of each kernel
     accelerator: str
     backend: str
     parallel: int
     kit_wheel: wheel.Wheel = field(repr=False)
+    kind: str = "fold"  # "fold" or "full"
 
     @property
     def kaggle_dir(self) -> Path:
-        return self.run_dir / "kaggle"
+        return self.run_dir / "kaggle" / ("full" if self.kind == "full" else "")
+
+    @property
+    def state_path(self) -> Path:
+        return state_path(self.run_dir, self.kind)
 
     @property
     def dataset_dir(self) -> Path:
-        return self.kaggle_dir / "dataset"
+        return self.run_dir / "kaggle" / "dataset"
 
     @property
     def dataset_ref(self) -> str:
@@ -57,13 +65,21 @@ class Plan:
 
     @property
     def tag(self) -> str:
-        """Six hex digits of the config and fold count: a changed config never reuses a kernel."""
-        text = json.dumps(self.cfg.to_dict(), sort_keys=True) + f"/{self.n_folds}"
+        """Six hex digits of the config, the kind and the count: a changed config never reuses a kernel."""
+        text = json.dumps(self.cfg.to_dict(), sort_keys=True) + f"/{self.kind}/{self.n_folds}"
         return hashlib.sha256(text.encode()).hexdigest()[:6]
 
     def slug(self, folds: tuple[int, ...]) -> str:
         name = re.sub(r"[^a-z0-9]+", "-", self.run_dir.resolve().name.lower()).strip("-")[:20].strip("-") or "run"
-        return f"kit-{name}-{self.tag}-f{'-'.join(map(str, folds)) if self.n_folds > 10 else ''.join(map(str, folds))}"
+        numbers = "-".join(map(str, folds)) if self.n_folds > 10 else "".join(map(str, folds))
+        return f"kit-{name}-{self.tag}-{'s' if self.kind == 'full' else 'f'}{numbers}"
+
+    def member_dir(self, k: int) -> Path:
+        return self.run_dir / f"{self.kind}{k}"
+
+    def label(self, numbers) -> str:
+        """'folds [0, 1]' or 'full fits [0, 1]'."""
+        return f"{KINDS[self.kind]} {list(numbers)}"
 
     def kernel_ref(self, folds: tuple[int, ...]) -> str:
         return f"{self.owner}/{self.slug(folds)}"
@@ -79,9 +95,7 @@ def fold_groups(folds: list[int], parallel: int, per_kernel: int | None) -> tupl
     return tuple(tuple(folds[i:i + size]) for i in range(0, len(folds), size))
 
 
-def make_plan(cfg: Config, run_dir: Path, owner: str, *, n_folds: int = 5, only_folds: list[int] | None = None,
-              accelerator: str = "t4", parallel: int = 2, per_kernel: int | None = None,
-              backend: str | None = None) -> Plan:
+def _check_machine(accelerator: str, parallel: int, per_kernel: int | None, backend: str | None) -> None:
     if accelerator not in ACCELERATORS:
         raise KitError(f"--accelerator {accelerator!r} is not known; use t4 (T4 x2) or tpu (TPU v5e-8)")
     if backend not in (None, "tensorflow", "jax"):
@@ -89,31 +103,67 @@ def make_plan(cfg: Config, run_dir: Path, owner: str, *, n_folds: int = 5, only_
     if not 1 <= parallel <= MAX_PARALLEL[accelerator]:
         raise KitError(f"--parallel {parallel}: Kaggle runs 1 to {MAX_PARALLEL[accelerator]} {accelerator} sessions "
                        "at once")
+    if per_kernel is not None and per_kernel < 1:
+        raise KitError(f"--folds-per-kernel {per_kernel}: give 1 or more")
+
+
+def make_plan(cfg: Config, run_dir: Path, owner: str, *, n_folds: int = 5, only_folds: list[int] | None = None,
+              accelerator: str = "t4", parallel: int = 2, per_kernel: int | None = None,
+              backend: str | None = None) -> Plan:
+    """Folds in kernels: `only_folds` (default all) of GroupKFold's `n_folds`."""
+    _check_machine(accelerator, parallel, per_kernel, backend)
     if n_folds < 2:
         raise KitError(f"--folds {n_folds}: GroupKFold needs at least 2 folds")
     folds = list(range(n_folds)) if not only_folds else sorted(set(only_folds))
     bad = [k for k in folds if not 0 <= k < n_folds]
     if bad:
         raise KitError(f"--fold {bad[0]} is out of range: with --folds {n_folds} use 0..{n_folds - 1}")
-    if per_kernel is not None and per_kernel < 1:
-        raise KitError(f"--folds-per-kernel {per_kernel}: give 1 or more")
     return Plan(Path(run_dir), owner, cfg, n_folds, fold_groups(folds, parallel, per_kernel), accelerator,
                 backend or ACCELERATORS[accelerator][2], parallel, wheel.build())
 
 
+def make_full_plan(base: Config | None, overrides: list[str], run_dir: Path | None, owner: str, *, seeds: int = 1,
+                   from_cv: Path | None = None, accelerator: str = "t4", parallel: int = 2,
+                   per_kernel: int | None = None, backend: str | None = None) -> tuple[Plan, str]:
+    """Full fits on every signer in kernels (kit train --full there, one --member per full fit), and a line saying
+    where the epoch count came from: --epochs (a train.epochs override), else the rounded mean of the best epochs
+    of `from_cv`'s folds (trained here or pulled back from kernels), whose config is the base and whose folder the
+    default run directory."""
+    from kit.full import epochs_from_cv
+
+    _check_machine(accelerator, parallel, per_kernel, backend)
+    if seeds < 1:
+        raise KitError(f"--seeds {seeds}: train at least one model (--seeds 1)")
+    if from_cv is not None and not (Path(from_cv) / "config.json").is_file():
+        raise KitError(f"{Path(from_cv) / 'config.json'}: missing; --from-cv needs a run directory with folds")
+    if base is None:
+        base = config_mod.load(Path(from_cv) / "config.json") if from_cv is not None else Config()
+    cfg = config_mod.apply_overrides(base, overrides)
+    if any(item.split("=", 1)[0].strip() == "train.epochs" for item in overrides):
+        note = f"{cfg.train.epochs} epochs, as given"
+    elif from_cv is not None:
+        epochs, note = epochs_from_cv(Path(from_cv))
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
+    else:
+        raise KitError("--full needs an epoch count, since no held-out signer can pick one: give --epochs E, or "
+                       "--from-cv RUN to take the best epochs of RUN's folds")
+    run_dir = Path(run_dir or from_cv or "runs/run")
+    plan = Plan(run_dir, owner, cfg, seeds, fold_groups(list(range(seeds)), parallel, per_kernel), accelerator,
+                backend or ACCELERATORS[accelerator][2], parallel, wheel.build(), kind="full")
+    return plan, note
+
+
 # ---- state ----------------------------------------------------------------------------------------------------
 
-def state_path(run_dir: Path) -> Path:
-    return Path(run_dir) / "kaggle" / "state.json"
+def state_path(run_dir: Path, kind: str = "fold") -> Path:
+    return Path(run_dir) / "kaggle" / ("full" if kind == "full" else "") / "state.json"
 
 
-def load_state(run_dir: Path) -> dict:
-    path = state_path(run_dir)
+def load_state(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def save_state(run_dir: Path, state: dict) -> None:
-    path = state_path(run_dir)
+def save_state(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
@@ -127,12 +177,13 @@ def _fresh_group(folds: tuple[int, ...]) -> dict:
 
 def init_state(plan: Plan) -> dict:
     """The run's state: recorded progress, checked against this plan (one run, one config)."""
-    state = load_state(plan.run_dir)
-    settings = {"n_folds": plan.n_folds, "accelerator": plan.accelerator, "backend": plan.backend,
-                "parallel": plan.parallel, "tag": plan.tag}
+    state = load_state(plan.state_path)
+    settings = {"kind": plan.kind, "n_folds": plan.n_folds, "accelerator": plan.accelerator,
+                "backend": plan.backend, "parallel": plan.parallel, "tag": plan.tag, "config": plan.cfg.to_dict()}
     if state and state.get("tag") != plan.tag:
-        raise KitError(f"{plan.run_dir} holds Kaggle kernels of another config or fold count: give a new --out, "
-                       f"or continue it with kit kaggle train --resume {plan.run_dir}")
+        resume = f"kit kaggle train --resume {plan.run_dir}" + (" --full" if plan.kind == "full" else "")
+        raise KitError(f"{plan.run_dir} holds Kaggle kernels of other {KINDS[plan.kind]} (another config or "
+                       f"count): give a new --out, or continue them with {resume}")
     state.update(settings)
     state.setdefault("groups", {})
     for folds in plan.groups:
@@ -141,8 +192,17 @@ def init_state(plan: Plan) -> dict:
 
 
 def check_run_config(plan: Plan) -> None:
-    """RUN/config.json is the run's config: written once, and a different one in the same folder is an error."""
+    """RUN/config.json is the run's config: written once, and a different one in the same folder is an error.
+    Full fits may join folds of the same recipe (up to epochs and seed, as kit train --full allows); beside folds,
+    RUN/config.json stays theirs."""
+    from kit.train import recipe_key
+
     path = plan.run_dir / "config.json"
+    if plan.kind == "full" and path.is_file():
+        if recipe_key(config_mod.load(path)) != recipe_key(plan.cfg):
+            raise KitError(f"{plan.run_dir}: its folds were trained with another config (beyond epochs and seed): "
+                           "give a new --out for these full fits, or drop --config/--recipe/--set")
+        return
     if path.is_file() and config_mod.load(path) != plan.cfg:
         raise KitError(f"{plan.run_dir} holds a run with another config: give a new --out, or continue it with "
                        f"kit kaggle train --resume {plan.run_dir}")
@@ -172,9 +232,10 @@ def render_dataset(plan: Plan) -> Path:
 
 
 def job(plan: Plan, folds: list[int]) -> dict:
-    return {"wheel": plan.kit_wheel.name, "wheel_sha256": plan.kit_wheel.sha256, "n_folds": plan.n_folds,
-            "folds": folds, "config": plan.cfg.to_dict(), "recipe": None, "overrides": [], "backend": plan.backend,
-            "strategy": "auto", "internet": True}
+    """What the kernel does: train `folds` (fold or full fit numbers) of the plan with the resolved config."""
+    return {"wheel": plan.kit_wheel.name, "wheel_sha256": plan.kit_wheel.sha256, "kind": plan.kind,
+            "n_folds": plan.n_folds, "folds": folds, "config": plan.cfg.to_dict(), "recipe": None, "overrides": [],
+            "backend": plan.backend, "strategy": "auto", "internet": True}
 
 
 def render_kernel(plan: Plan, group: tuple[int, ...], folds: list[int], template: Path = KERNEL_TEMPLATE) -> Path:
@@ -204,19 +265,17 @@ def render_kernel(plan: Plan, group: tuple[int, ...], folds: list[int], template
 
 
 def remaining_folds(plan: Plan, group: dict) -> list[int]:
-    """The group's folds that are not finished here (RUN/fold{K}/metrics.json is the mark, as for kit train)."""
-    return [k for k in group["folds"] if not (plan.run_dir / f"fold{k}" / "metrics.json").is_file()]
+    """The group's folds (or full fits) not finished here (metrics.json is the mark, as for kit train)."""
+    return [k for k in group["folds"] if not (plan.member_dir(k) / "metrics.json").is_file()]
 
 
-def plan_from_state(run_dir: Path, owner: str) -> Plan:
-    """The plan a run was started with (its config.json and state), for --resume, status and cancel."""
-    state = load_state(run_dir)
+def plan_from_state(run_dir: Path, owner: str, kind: str = "fold") -> Plan:
+    """The plan a run's kernels were started with (from its state), for --resume."""
+    path = state_path(run_dir, kind)
+    state = load_state(path)
     if not state.get("groups"):
-        raise KitError(f"{state_path(run_dir)}: missing; start Kaggle training with kit kaggle train --out {run_dir}")
-    cfg = config_mod.load(Path(run_dir) / "config.json")
+        start = "kit kaggle train --full --from-cv RUN" if kind == "full" else f"kit kaggle train --out {run_dir}"
+        raise KitError(f"{path}: missing; start Kaggle training with {start}")
     groups = tuple(tuple(g["folds"]) for g in state["groups"].values())
-    plan = Plan(Path(run_dir), owner, cfg, state["n_folds"], groups, state["accelerator"], state["backend"],
-                state["parallel"], wheel.build())
-    if plan.tag != state["tag"]:
-        raise KitError(f"{run_dir}/config.json changed since its kernels were pushed: put it back, or start a new run")
-    return plan
+    return Plan(Path(run_dir), owner, config_mod.from_dict(state["config"]), state["n_folds"], groups,
+                state["accelerator"], state["backend"], state["parallel"], wheel.build(), kind=kind)

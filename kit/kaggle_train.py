@@ -8,6 +8,9 @@ attached, the accelerator set by `machine_shape` and internet on. (3) Kernels ar
 streamed to temporary files, checked against the kernel's manifest (size and sha256) and only then renamed into
 RUN/fold{K}/, so that `kit cv`, `kit export` and `kit submit` take the run as if it had trained here.
 
+`--full` does the same for final fits on every signer (kit train --full --member K in each kernel), into
+RUN/full{S}/, with its progress in RUN/kaggle/full/state.json.
+
 Progress is kept in RUN/kaggle/state.json (no secret in it). A re-run after any failure or kill goes on from there:
 a pushed kernel is never pushed again while it may still run (a kill between push and the state file is caught by
 asking Kaggle for the kernel's newest version), a verified file is never downloaded again, and a kernel that failed
@@ -28,7 +31,7 @@ from typing import Any
 from kit import kaggle_api
 from kit.errors import KitError
 from kit.kaggle_output import MANIFEST, download_bytes, download_file, target_path, wanted_files
-from kit.kaggle_plan import (ACCELERATORS, Plan, check_run_config, init_state, load_state, remaining_folds,
+from kit.kaggle_plan import (ACCELERATORS, KINDS, Plan, check_run_config, init_state, load_state, remaining_folds,
                              render_dataset, render_kernel, save_state, state_path)
 from kit.progress import say
 
@@ -65,7 +68,7 @@ def train_on_kaggle(plan: Plan, *, dry_run: bool = False, wait: bool = True, pol
         raise KitError(f"{plan.run_dir} trains in {state['owner']}'s Kaggle kernels, but the credentials from "
                        f"{creds.source} are {plan.owner}'s: use {state['owner']}'s, or a new --out")
     _render(plan, state)
-    save_state(plan.run_dir, state)
+    save_state(plan.state_path, state)
     session = _Session(api, creds, plan, state, wait, poll_seconds, max_wait_seconds)
     session.go()
     return session.report
@@ -87,7 +90,7 @@ def _dry_run(plan: Plan, state: dict) -> Report:
                + (" (already uploaded)" if state.get("wheel") == plan.kit_wheel.name else ""))
     for n, (slug, group) in enumerate(state["groups"].items(), start=2):
         todo = remaining_folds(plan, group)
-        what = (f"folds {todo} to train" if todo else "all folds downloaded") + (
+        what = (f"{plan.label(todo)} to train" if todo else "all downloaded") + (
             f", version {group['version']} {group['status']}" if group["version"] else "")
         report.add(f"{n}. kernel {plan.owner}/{slug} on {machine} ({plan.backend}), {what}: "
                    f"{plan.kaggle_dir / 'kernels' / slug}")
@@ -113,7 +116,7 @@ class _Session:
         return kaggle_api.call(fn, doing, self.creds)
 
     def _save(self) -> None:
-        save_state(self.plan.run_dir, self.state)
+        save_state(self.plan.state_path, self.state)
 
     @property
     def groups(self) -> dict[str, dict]:
@@ -256,9 +259,9 @@ class _Session:
         group.update(version=result.version_number, last_version=result.version_number, pushing=None,
                      status="queued", pushed_at=time.time(), ended_at=None, url=result.url)
         self._save()
-        say(f"kernel {ref}: pushed version {result.version_number} (folds {folds}) on "
+        say(f"kernel {ref}: pushed version {result.version_number} ({self.plan.label(folds)}) on "
             f"{ACCELERATORS[self.plan.accelerator][0]}: {result.url}")
-        self.report.add(f"kernel {ref}: version {result.version_number} pushed for folds {folds}")
+        self.report.add(f"kernel {ref}: version {result.version_number} pushed for {self.plan.label(folds)}")
         return True
 
     def _refused(self, ref: str, refusal: str, result: Any) -> bool:
@@ -326,7 +329,7 @@ class _Session:
         manifest = None
         if MANIFEST in urls:
             manifest = json.loads(download_bytes(urls[MANIFEST], f"{ref} version {version}: {MANIFEST}"))
-        wanted = wanted_files(manifest, group["folds"]) if manifest else []
+        wanted = wanted_files(manifest, group["folds"], self.plan.kind) if manifest else []
         for name, meta in wanted:
             target = self.plan.run_dir / target_path(name)
             if group["files"].get(name) == meta["sha256"] and target.is_file() \
@@ -334,7 +337,7 @@ class _Session:
                 continue  # verified before: never downloaded twice
             if name not in urls:
                 raise KitError(f"kernel {ref} version {version}: {name} is in its manifest but not in its output; "
-                               f"run kit kaggle train --resume {self.plan.run_dir} to train those folds again")
+                               f"run {self._resume} to train those again")
             download_file(urls[name], target, meta["size"], meta["sha256"])
             group["files"][name] = meta["sha256"]
             self._save()
@@ -343,13 +346,15 @@ class _Session:
         missing = remaining_folds(self.plan, group)  # neither downloaded now nor finished here before
         if group["status"] == "complete" and not missing:
             group["status"] = "done"
-            self.report.add(f"kernel {ref} version {version}: folds {done} downloaded into {self.plan.run_dir}")
+            self.report.add(f"kernel {ref} version {version}: {self.plan.label(done)} downloaded into "
+                            f"{self.plan.run_dir}")
         else:
-            reason = group["failure"] or f"it ended without folds {missing}"
+            reason = group["failure"] or f"it ended without {self.plan.label(missing)}"
             tail = kaggle_api.log_tail(log)
             group["status"] = "error" if group["status"] != "cancel_acknowledged" else "cancelled"
-            text = (f"kernel {ref} version {version} ended in {group['status']} ({reason}); folds {done or 'none'} "
-                    f"kept; see its log at {kaggle_api.log_url(group['url'] or '')}")
+            text = (f"kernel {ref} version {version} ended in {group['status']} ({reason}); "
+                    f"{self.plan.label(done) if done else 'nothing'} kept; see its log at "
+                    f"{kaggle_api.log_url(group['url'] or '')}")
             text += ("; it ends: " + " | ".join(tail)) if tail else ""
             self.failures.append(kaggle_api.scrub(text, self.creds))
         self._save()
@@ -363,28 +368,42 @@ class _Session:
             if group["status"] in ACTIVE + ("waiting",):
                 state = "waiting for a free session" if group["status"] == "waiting" else \
                     f"version {group['version']} {group['status']}"
-                self.report.add(f"kernel {self.plan.owner}/{slug} (folds {group['folds']}): {state}; run kit kaggle "
-                                f"train --resume {self.plan.run_dir} again to continue (it resumes here)")
-        if finished and self.new_folds:
+                self.report.add(f"kernel {self.plan.owner}/{slug} ({self.plan.label(group['folds'])}): {state}; "
+                                f"run {self._resume} again to continue (it resumes here)")
+        if self.new_folds and self.plan.kind == "full":
+            fits = sorted(int(p.parent.name[4:]) for p in self.plan.run_dir.glob("full*/metrics.json"))
+            self.report.add(f"{self.plan.label(fits)} on every signer in {self.plan.run_dir}, "
+                            f"{self.plan.cfg.train.epochs} epochs each: kit export {self.plan.run_dir} ensembles "
+                            "them (it prefers full fits)")
+            report_or_warn(self.plan.run_dir)
+        elif finished and self.new_folds:
             self.report.add(str(summarize(self.plan.run_dir)))
             report_or_warn(self.plan.run_dir)
         if self.failures:
             for line in self.failures[:-1]:
                 say(f"Error: {line}")
-            raise KitError(self.failures[-1] + f"; run kit kaggle train --resume {self.plan.run_dir} to push the "
-                           "unfinished folds again")
+            raise KitError(self.failures[-1] + f"; run {self._resume} to push the unfinished ones again")
+
+    @property
+    def _resume(self) -> str:
+        return f"kit kaggle train --resume {self.plan.run_dir}" + (" --full" if self.plan.kind == "full" else "")
 
 
 # ---- status and cancel --------------------------------------------------------------------------------------
 
-def _open(run_dir: Path) -> tuple[dict, Any, kaggle_api.Credentials, str]:
-    """(state, signed-in client, credentials, owner) for a run started with kit kaggle train."""
-    state = load_state(run_dir)
-    if not state.get("groups"):
+def _open(run_dir: Path) -> tuple[list[tuple[Path, dict]], Any, kaggle_api.Credentials, str]:
+    """([(state file, state)] of the run's folds and full fits, signed-in client, credentials, owner)."""
+    states = [(path, load_state(path)) for path in (state_path(run_dir, "fold"), state_path(run_dir, "full"))]
+    states = [(path, state) for path, state in states if state.get("groups")]
+    if not states:
         raise KitError(f"{state_path(run_dir)}: missing; start Kaggle training with kit kaggle train --out {run_dir}")
     creds = kaggle_api.require_credentials()
     api = kaggle_api.client(creds)
-    return state, api, creds, api.config_values["username"]
+    return states, api, creds, api.config_values["username"]
+
+
+def _label(state: dict, group: dict) -> str:
+    return f"{KINDS[state.get('kind', 'fold')]} {group['folds']}"
 
 
 def _live(api: Any, creds: kaggle_api.Credentials, ref: str, group: dict) -> str:
@@ -398,21 +417,23 @@ def _live(api: Any, creds: kaggle_api.Credentials, ref: str, group: dict) -> str
 
 
 def status(run_dir: Path) -> Report:
-    """Each kernel of the run: its folds, state and time since the push (live for running ones), and the quota."""
-    state, api, creds, owner = _open(run_dir)
+    """Each kernel of the run (folds and full fits): what it trains, its state and the time since its push (live
+    for running ones), and the week's quota."""
+    states, api, creds, owner = _open(run_dir)
     report = Report()
-    for slug, group in state["groups"].items():
-        ref = f"{owner}/{slug}"
-        if group["version"] and group["status"] in ACTIVE:
-            _live(api, creds, ref, group)
-        elapsed = ""
-        if group["pushed_at"]:
-            elapsed = f", {_ago((group['ended_at'] or time.time()) - group['pushed_at'])}"
-        shown = {"done": "downloaded", "complete": "finished, not yet downloaded"}.get(group["status"],
-                                                                                     group["status"])
-        version = f" version {group['version']}" if group["version"] else ""
-        report.add(f"folds {group['folds']}: {shown}{elapsed} (kernel {ref}{version})")
-    save_state(run_dir, state)
+    for path, state in states:
+        for slug, group in state["groups"].items():
+            ref = f"{owner}/{slug}"
+            if group["version"] and group["status"] in ACTIVE:
+                _live(api, creds, ref, group)
+            elapsed = ""
+            if group["pushed_at"]:
+                elapsed = f", {_ago((group['ended_at'] or time.time()) - group['pushed_at'])}"
+            shown = {"done": "downloaded", "complete": "finished, not yet downloaded"}.get(group["status"],
+                                                                                         group["status"])
+            version = f" version {group['version']}" if group["version"] else ""
+            report.add(f"{_label(state, group)}: {shown}{elapsed} (kernel {ref}{version})")
+        save_state(path, state)
     try:
         used = kaggle_api.call(lambda: kaggle_api.quota(api), "reading your accelerator quota", creds)
         report.add("quota this week: " + ", ".join(f"{name.upper()} {u:.1f} of {a:.0f} h used, {a - u:.1f} h left"
@@ -424,27 +445,28 @@ def status(run_dir: Path) -> Report:
 
 def cancel(run_dir: Path) -> Report:
     """Delete the run's queued and running kernels (deleting is what stops a Kaggle session), saying which first."""
-    state, api, creds, owner = _open(run_dir)
+    states, api, creds, owner = _open(run_dir)
     report = Report()
-    for slug, group in state["groups"].items():
-        ref = f"{owner}/{slug}"
-        if not (group["version"] and group["status"] in ACTIVE):
-            continue
-        live = _live(api, creds, ref, group)
-        if live not in ACTIVE:
-            report.add(f"kernel {ref} version {group['version']} (folds {group['folds']}): already {live}")
-            continue
-        say(f"deleting kernel {ref} version {group['version']} (folds {group['folds']}, {live} for "
-            f"{_ago(time.time() - group['pushed_at'])})")
-        kaggle_api.call(lambda: kaggle_api.delete_kernel(api, ref), f"deleting the kernel {ref}", creds)
-        # A deleted kernel's versions are gone: the next push of this slug starts again at version 1.
-        group.update(status="cancelled", ended_at=time.time(), failure="cancelled with kit kaggle cancel",
-                     last_version=0)
-        save_state(run_dir, state)
-        report.add(f"kernel {ref} (folds {group['folds']}): deleted, its session stopped")
-    save_state(run_dir, state)
+    for path, state in states:
+        for slug, group in state["groups"].items():
+            ref, what = f"{owner}/{slug}", _label(state, group)
+            if not (group["version"] and group["status"] in ACTIVE):
+                continue
+            live = _live(api, creds, ref, group)
+            if live not in ACTIVE:
+                report.add(f"kernel {ref} version {group['version']} ({what}): already {live}")
+                continue
+            say(f"deleting kernel {ref} version {group['version']} ({what}, {live} for "
+                f"{_ago(time.time() - group['pushed_at'])})")
+            kaggle_api.call(lambda: kaggle_api.delete_kernel(api, ref), f"deleting the kernel {ref}", creds)
+            # A deleted kernel's versions are gone: the next push of this slug starts again at version 1.
+            group.update(status="cancelled", ended_at=time.time(), failure="cancelled with kit kaggle cancel",
+                         last_version=0)
+            save_state(path, state)
+            report.add(f"kernel {ref} ({what}): deleted, its session stopped")
+        save_state(path, state)
     if not report.lines:
         report.add(f"nothing of {run_dir} is queued or running on Kaggle")
     else:
-        report.add(f"kit kaggle train --resume {run_dir} pushes the cancelled folds again")
+        report.add(f"kit kaggle train --resume {run_dir} (add --full for full fits) pushes the cancelled ones again")
     return report

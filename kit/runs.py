@@ -29,6 +29,7 @@ DEFAULT_ROOT = Path("runs")
 # Folders inside or beside runs that are never runs themselves (MLflow's local store sits beside the runs).
 NOT_RUNS = frozenset({"mlruns", "export", "kaggle", "tensorboard", "backup"})
 KAGGLE_STATE = Path("kaggle") / "state.json"  # kit kaggle train's progress (kit.kaggle_plan.state_path)
+KAGGLE_FULL_STATE = Path("kaggle") / "full" / "state.json"  # the same for kit kaggle train --full
 MAX_DEPTH = 3  # ROOT/sweep/point is depth 2: deeper folders are not searched for runs
 HEADER = ["#", "run", "recipe", "model", "changes", "CV accuracy", "folds", "best epochs", "train time", "size",
           "latency", "state"]
@@ -131,6 +132,7 @@ def collect(roots: list[Path]) -> list[Run]:
 
 def is_run(path: Path) -> bool:
     return ((path / "run.json").is_file() or (path / "cv.json").is_file() or (path / KAGGLE_STATE).is_file()
+            or (path / KAGGLE_FULL_STATE).is_file()
             or any(d.name[4:].isdigit() for d in path.glob("fold*")) or any(_numbered(path, "full")))
 
 
@@ -165,9 +167,11 @@ def read_run(path: Path, name: str | None = None) -> Run:
     n_folds = meta.get("n_folds") or _folds_in_csv(path / "folds.csv") or kaggle.get("n_folds")
     run = Run(path, name or path.name, _read_config(path, notes), n_folds, folds, full, unfinished, None,
               export_summary(path / "export" / "export.json", notes), notes)
-    run.on_kaggle = {f"folds {','.join(map(str, g['folds']))}": g.get("status", "?")
-                     for g in kaggle.get("groups", {}).values()
-                     if g.get("status") != "done" and any(k not in folds for k in g.get("folds", []))}
+    full_kaggle = _json(path / KAGGLE_FULL_STATE, notes) or {}
+    run.on_kaggle = {f"{what} {','.join(map(str, g['folds']))}": g.get("status", "?")
+                     for what, state, done in (("folds", kaggle, folds), ("full fits", full_kaggle, full))
+                     for g in state.get("groups", {}).values()
+                     if g.get("status") != "done" and any(k not in done for k in g.get("folds", []))}
     if run.on_kaggle:
         notes.append(f"see kit kaggle status {path}; kit kaggle train --resume {path} brings finished folds back")
     run.cv_accuracy = _cv_accuracy(run, _json(path / "cv.json", notes))

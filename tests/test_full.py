@@ -129,24 +129,30 @@ def test_a_run_without_finished_folds_gives_no_epoch_count(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--full", "--from-cv", "{empty}"], "Error: {empty}: no finished fold (fold*/metrics.json) to take the epoch "
                                          "count from; train folds there first"),
-    (["--full", "--from-cv", "{nowhere}"], "Error: {nowhere}/run.json: missing; --from-cv needs a run directory"),
+    (["--full", "--from-cv", "{nowhere}"], "Error: {nowhere}/config.json: missing; --from-cv needs a run directory"),
+    (["--full", "--from-cv", "{pulled}"], "Error: {pulled} has no run.json naming its cache (its folds trained "
+                                          "elsewhere): give --cache"),
     (["--full", "--cache", "{cache}"], "Error: --full needs an epoch count, since no held-out signer can pick one"),
     (["--full", "--folds", "3", "--epochs", "1"], "Error: --full trains on every signer: drop --folds/--fold"),
-    (["--seeds", "2", "--epochs", "1"], "Error: --from-cv and --seeds go with --full"),
+    (["--seeds", "2", "--epochs", "1"], "Error: --from-cv, --seeds and --member go with --full"),
+    (["--full", "--from-cv", "{cv}", "--seeds", "2", "--member", "2"], "Error: --member 2 is out of range: with "
+                                                                       "--seeds 2 use 0..1"),
     (["--full", "--from-cv", "{cv}", "--set", "model.dim=32"], "Error: {cv}: its folds were trained with another "
                                                                 "config (beyond epochs and seed): give a new --out"),
     (["--cache", "{cache}", "--out", "{full_only}", "--folds", "2", "--epochs", "1"],
      "Error: {full_only} holds full fits with another config: give a new --out"),
-], ids=["from-cv-without-folds", "from-cv-not-a-run", "no-epoch-count", "full-with-folds", "seeds-without-full",
-        "other-config-beside-folds", "folds-of-another-config-beside-full-fits"])
+], ids=["from-cv-without-folds", "from-cv-not-a-run", "from-cv-pulled-from-kaggle-without-cache", "no-epoch-count",
+        "full-with-folds", "seeds-without-full", "member-out-of-range", "other-config-beside-folds",
+        "folds-of-another-config-beside-full-fits"])
 def test_bad_full_options_fail_with_one_line(cache, tmp_path, args, message):
     """Each misuse of --full, --from-cv and --seeds, and folds of another recipe beside full fits, exits 1 with one
     `Error:` line naming the fix."""
     paths = {"empty": str(fake_cv(tmp_path / "empty", cache, (), oof=False)), "nowhere": str(tmp_path / "nowhere"),
              "cache": str(cache), "cv": str(fake_cv(tmp_path / "cv", cache, (2, 2), oof=False)),
-             "full_only": str(tmp_path / "full_only")}
+             "full_only": str(tmp_path / "full_only"), "pulled": str(tmp_path / "pulled")}
     Config(model=ModelConfig(name="llama_tiny")).save(_mkdir(tmp_path / "full_only") / "config.json")
     (tmp_path / "full_only" / "run.json").write_text(json.dumps({"cache": str(cache.resolve()), "full": [0]}))
+    Config().save(_mkdir(tmp_path / "pulled") / "config.json")  # folds that came back from kit kaggle train
     result = runner.invoke(app, ["train", *[a.format(**paths) for a in args]])
     assert result.exit_code == 1
     assert result.output.strip().startswith(message.format(**paths)) and len(result.output.strip().splitlines()) == 1

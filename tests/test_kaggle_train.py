@@ -48,8 +48,8 @@ def job_of(text: str) -> dict:
 
 
 def fake_kernel(body: dict, inputs: Path, working: Path) -> tuple[int, str, str]:
-    """What kernels/train.py leaves in /kaggle/working after training the job's folds (random weights, real
-    formats), with the manifest written by the script's own code."""
+    """What kernels/train.py leaves in /kaggle/working after training the job's folds or full fits (random weights,
+    real formats), with the manifest written by the script's own code."""
     job = job_of(body["text"])
     rng = np.random.default_rng(len(job["folds"]))
     run = working / "run"
@@ -57,17 +57,21 @@ def fake_kernel(body: dict, inputs: Path, working: Path) -> tuple[int, str, str]
     (run / "config.json").write_text(json.dumps(job["config"]))
     (run / "folds.csv").write_text("sequence_id,participant_id,fold\n1,7,0\n")
     for k in job["folds"]:
-        fold = run / f"fold{k}"
-        (fold / "tensorboard").mkdir(parents=True)
-        (fold / "tensorboard" / "events.out").write_bytes(rng.bytes(100))
-        (fold / "model.weights.h5").write_bytes(rng.bytes(300_000))
-        (fold / "history.csv").write_text("epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n"
-                                          "0,0.5,0.001,1.2,0.4,1.3\n")
-        np.savez(fold / "oof.npz", sequence_ids=np.arange(4) + 10 * k, participant_ids=np.full(4, k),
+        member = run / f"{job['kind']}{k}"
+        (member / "tensorboard").mkdir(parents=True)
+        (member / "tensorboard" / "events.out").write_bytes(rng.bytes(100))
+        (member / "model.weights.h5").write_bytes(rng.bytes(300_000))
+        (member / "history.csv").write_text("epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n"
+                                            "0,0.5,0.001,1.2,0.4,1.3\n")
+        if job["kind"] == "full":
+            (member / "metrics.json").write_text(json.dumps({"member": k, "validated": False, "seed": k,
+                                                             "epochs": job["config"]["train"]["epochs"]}))
+            continue
+        np.savez(member / "oof.npz", sequence_ids=np.arange(4) + 10 * k, participant_ids=np.full(4, k),
                  labels=np.arange(4) % 3, probs=rng.random((4, 250)).astype("float32"))
-        (fold / "metrics.json").write_text(json.dumps({"fold": k, "val_accuracy": 0.5, "best_epoch": 1}))
-    kernel_module().write_manifest(working, job["folds"], {"wheel": job["wheel"], "folds": job["folds"]})
-    return 0, f"kit: folds {job['folds']} trained\n", ""
+        (member / "metrics.json").write_text(json.dumps({"fold": k, "val_accuracy": 0.5, "best_epoch": 1 + k}))
+    kernel_module().write_manifest(working, job["kind"], job["folds"], {"wheel": job["wheel"], "folds": job["folds"]})
+    return 0, f"kit: {job['kind']}s {job['folds']} trained\n", ""
 
 
 @pytest.fixture(scope="module")
@@ -339,6 +343,65 @@ def test_status_and_cancel(stub, tmp_path):
     assert resumed.exit_code == 0, resumed.output
     assert len(stub.calls("SaveKernel")) == 4
     assert all((run / f"fold{k}" / "metrics.json").is_file() for k in range(3))
+
+
+def test_full_fits_from_the_folds_come_back_beside_them(stub, tmp_path):
+    """kit kaggle train --full --from-cv RUN --seeds 3: epochs from the folds' best epochs (1, 2, 3: mean 2), the
+    folds' config, kernels of their own (seeds 0+1 and 2, kit train --full --member K there, state in
+    RUN/kaggle/full/), the fits downloaded into RUN/full0..2 beside the folds; status lists folds and fits."""
+    run = tmp_path / "run"
+    assert start(run).exit_code == 0
+    result = kaggle("train", "--full", "--from-cv", str(run), "--seeds", "3")
+    assert result.exit_code == 0, result.output
+    assert "full fits on every signer: 2 epochs: the rounded mean of the best epochs" in result.output
+    jobs = [job_of(c.body["text"]) for c in stub.calls("SaveKernel")[2:]]
+    assert [(j["kind"], j["folds"], j["n_folds"], j["config"]["train"]["epochs"]) for j in jobs] == [
+        ("full", [0, 1], 3, 2), ("full", [2], 3, 2)]
+    assert all(c.body["slug"].split("-")[-1] in ("s01", "s2") for c in stub.calls("SaveKernel")[2:])
+    for k in range(3):
+        assert json.loads((run / f"full{k}" / "metrics.json").read_text())["validated"] is False
+    assert "full fits [0, 1, 2] on every signer" in result.stdout and "kit export" in result.stdout
+    assert (run / "kaggle" / "full" / "state.json").is_file() and (run / "kaggle" / "state.json").is_file()
+    shown = kaggle("status", str(run)).stdout
+    assert shown.count("folds [") == 2 and shown.count("full fits [") == 2 and shown.count(": downloaded") == 4
+    again = kaggle("train", "--resume", str(run), "--full")
+    assert again.exit_code == 0 and len(stub.calls("SaveKernel")) == 4
+
+
+def test_full_fits_need_an_epoch_count(stub, tmp_path):
+    result = kaggle("train", "--out", str(tmp_path / "run"), "--full", *TINY[:4])
+    assert result.exit_code == 1 and result.output.splitlines()[-1].startswith(
+        "Error: --full needs an epoch count, since no held-out signer can pick one: give --epochs E")
+
+
+@pytest.mark.slow
+def test_rendered_full_fit_kernel_trains_locally(competition, tmp_path):
+    """A rendered full-fit kernel, run as python train.py --input DIR --output DIR, trains its full fit on every
+    signer (kit train --full --member 1 of --seeds 2) from the wheel and lists its files in the manifest."""
+    from kit.config import Config, apply_overrides
+    from kit.kaggle_plan import make_full_plan, render_dataset, render_kernel
+
+    base = apply_overrides(Config(), [s for s in TINY[1::2] if not s.startswith("train.epochs")])
+    plan, _ = make_full_plan(base, ["train.epochs=1"], tmp_path / "run", OWNER, seeds=2, parallel=2)
+    render_dataset(plan)
+    folder = render_kernel(plan, (1,), [1])
+    inputs = tmp_path / "input"
+    for name, data in competition.items():
+        (inputs / "asl-signs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (inputs / "asl-signs" / name).write_bytes(data)
+    (inputs / "asl-signs-kit-wheel").mkdir()
+    (inputs / "asl-signs-kit-wheel" / plan.kit_wheel.name).write_bytes(plan.kit_wheel.data)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(folder / "train.py"), "--input", str(inputs), "--output", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    manifest = json.loads((out / "kit-manifest.json").read_text())
+    assert manifest["kind"] == "full" and manifest["folds_done"] == [1]
+    assert {"run/full1/model.weights.h5", "run/full1/metrics.json"} <= set(manifest["files"])
+    metrics = json.loads((out / "run" / "full1" / "metrics.json").read_text())
+    assert metrics["seed"] == base.train.seed + 1 and metrics["epochs"] == 1
+    assert not (out / "run" / "full0" / "metrics.json").exists()  # the other seed is another kernel's
 
 
 def test_a_manifest_naming_files_outside_the_run_is_refused():

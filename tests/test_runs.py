@@ -155,6 +155,10 @@ def test_a_run_still_training_on_kaggle_says_so(tmp_path):
     groups["kit-k-abc123-f34"]["status"] = "done"
     (run / "kaggle" / "state.json").write_text(json.dumps({"n_folds": 5, "groups": groups}))
     assert collect([tmp_path])[0].state == "on Kaggle: folds 0,1,2 running"
+    (run / "kaggle" / "full").mkdir()
+    full = {"kit-k-def456-s01": {"folds": [0, 1], "status": "queued"}}
+    (run / "kaggle" / "full" / "state.json").write_text(json.dumps({"kind": "full", "n_folds": 2, "groups": full}))
+    assert collect([tmp_path])[0].state == "on Kaggle: folds 0,1,2 running, full fits 0,1 queued"
 
 
 def test_html_page_is_self_contained_with_every_runs_curves(tmp_path):
