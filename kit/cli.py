@@ -132,12 +132,14 @@ def train(
                                                "--seeds (repeatable), e.g. one per machine."),
     epochs: Optional[int] = typer.Option(None, help="Shortcut for --set train.epochs=E."),
     model: Optional[str] = typer.Option(None, help="Shortcut for --set model.name=NAME (see kit models)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="JSON config to start from (e.g. a run's config.json)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON config to start from (e.g. a run's "
+                                          "config.json)."),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="Start from a winning recipe's full-data settings: "
                                          "llama26, conv1st, mlp80 (kit config --recipe NAME shows it)."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
     strategy: str = typer.Option("auto", help="auto | cpu | mirrored | tpu (auto: mirrored on several GPUs)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this killed run (folds, full fits) from its last epoch."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this killed run (folds, full fits) from "
+                                          "its last epoch."),
     sweep: Optional[list[str]] = typer.Option(None, "--sweep", help="A grid of runs under --out (default runs/sweep): "
                                               "section.key=v1,v2 per setting (repeatable), one run per combination; "
                                               "re-run to resume."),
@@ -649,6 +651,12 @@ def kaggle_train(
         typer.echo(remote.train_on_kaggle(plan, dry_run=dry_run, wait=not no_wait, poll_seconds=poll))
     except KitError as err:
         raise _fail(err)
+    except KeyboardInterrupt:  # everything done so far is in the state file; the kernels run on without us
+        resume = f"kit kaggle train --resume {plan.run_dir}" + (" --full" if plan.kind == "full" else "")
+        typer.echo(f"stopped waiting; the pushed kernels keep running on Kaggle: kit kaggle status {plan.run_dir} "
+                   f"shows them, {resume} follows them and downloads what finished, kit kaggle cancel "
+                   f"{plan.run_dir} stops them", err=True)
+        raise typer.Exit(code=130)
 
 
 @kaggle_app.command("status")

@@ -321,6 +321,27 @@ def test_kill_between_push_and_download_then_rerun(stub, tmp_path):
     assert all((run / f"fold{k}" / "metrics.json").is_file() for k in range(3))
 
 
+def test_ctrl_c_while_waiting_says_the_kernels_run_on(stub, tmp_path):
+    """Ctrl-C while kernels run: exit 130 with one line on how to follow or stop them; the state keeps them."""
+    stub.hold_kernels()
+    run = tmp_path / "run"
+    env = {**os.environ, **stub.env(), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "kit", "kaggle", "train", "--out", str(run), "--folds", "3",
+                             *TINY, "--poll", "0.1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while len(stub.calls("GetKernelSessionStatus")) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert err.strip().splitlines()[-1] == (
+        f"stopped waiting; the pushed kernels keep running on Kaggle: kit kaggle status {run} shows them, kit kaggle "
+        f"train --resume {run} follows them and downloads what finished, kit kaggle cancel {run} stops them")
+    assert sorted(g["status"] for g in state(run)["groups"].values()) == ["running", "running"]
+    stub.release_kernels()
+
+
 def test_status_and_cancel(stub, tmp_path):
     """status: each fold group's state, time since the push, and the week's quota; cancel says which kernels it
     deletes and deletes them; --resume then pushes the cancelled folds again."""
