@@ -24,6 +24,7 @@ from kit.gates import SIZE_LIMIT_MB, check_model, failures
 from kit.landmarks import N_LANDMARKS
 from kit.preprocess import preprocess
 from kit.progress import say
+from kit.report import report_or_warn
 from kit.train import load_fold_model
 
 
@@ -207,6 +208,9 @@ def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path
         "models": [str(d) for d in fold_dirs], "members": members, "fp16": fp16, "size_bytes": len(model),
         "forced": force, "passed": not failed, "gates": [g.to_dict() for g in gates],
     }, indent=2) + "\n")
+    if run_dir is not None and (Path(run_dir) / "report.html").is_file() \
+            and out_dir.resolve() == (Path(run_dir) / "export").resolve():
+        report_or_warn(run_dir)  # the run's page (kit train wrote it) now shows these gates
     if failed and not force:
         raise KitError(f"export gate {failed[0].name!r} failed: {failed[0].detail} "
                        f"(model.tflite and export.json are in {out_dir}; --force writes submission.zip anyway)")

@@ -62,9 +62,13 @@ def test_cv_json_and_kit_cv_merge(trained):
 
 
 def test_exported_run_scores_with_evaluate(trained, small_cache):
-    """The run exports to a contract-valid submission.zip that `kit evaluate` scores on the data set."""
+    """The run exports to a contract-valid submission.zip that `kit evaluate` scores on the data set; the run's
+    report.html, which kit train wrote, now shows the export's gates."""
+    assert "Not exported yet" in (trained / "report.html").read_text()
     result = runner.invoke(app, ["export", str(trained), "--top", "2"])
     assert result.exit_code == 0, result.output
+    assert "Not exported yet" not in (trained / "report.html").read_text()
+    assert "all gates passed" in (trained / "report.html").read_text()
     result = runner.invoke(app, ["evaluate", str(trained / "export" / "submission.zip"),
                                  "--data", str(small_cache / "data"), "--limit", "10"])
     assert result.exit_code == 0, result.output
