@@ -35,6 +35,7 @@ import numpy as np
 from kit import quiet
 from kit.errors import KitError
 from kit.landmarks import N_LANDMARKS, OFFSET, SIGN_MAP, SIGN_MAP_NAME, TYPES
+from kit.prepare import TRAIN_COLUMNS, TRAIN_CSV, read_sign_map, read_train_csv
 from kit.progress import say, track
 from kit.sources import INSTALL, MEDIAPIPE_VERSION, Source, open_source, open_webcam, opencv
 
@@ -44,8 +45,6 @@ RESULT_FIELDS = {"face": "face_landmarks", "left_hand": "left_hand_landmarks", "
                  "right_hand": "right_hand_landmarks"}
 MAX_FRAMES = 32767  # the competition's `frame` column is int16
 METADATA_KEY = b"kit.capture"
-TRAIN_CSV = "train.csv"
-TRAIN_HEADER = ("path", "participant_id", "sequence_id", "sign")
 
 
 def mediapipe():
@@ -298,8 +297,6 @@ def _plan_output(out, data, participant, sign):
         raise KitError(f"--participant {participant}: must be a whole number >= 0, like the competition's ids")
     data = Path(data)
     sign_map = _sign_map(data)
-    from kit.prepare import read_sign_map
-
     signs = read_sign_map(sign_map) if sign_map.is_file() else read_sign_map(SIGN_MAP)
     if sign not in signs:
         import difflib
@@ -320,8 +317,6 @@ def _sign_map(data: Path) -> Path:
 
 
 def _read_rows(data: Path) -> list:
-    from kit.prepare import read_train_csv
-
     return read_train_csv(data / TRAIN_CSV) if (data / TRAIN_CSV).is_file() else []
 
 
@@ -345,7 +340,7 @@ def add_to_dataset(data: Path, participant: int, sign: str, frames: np.ndarray,
         with open(train_csv, "ab") as f:
             f.write(b"\n")
     with open(train_csv, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=TRAIN_HEADER, lineterminator="\n")
+        writer = csv.DictWriter(f, fieldnames=TRAIN_COLUMNS, lineterminator="\n")
         if new:
             writer.writeheader()
         writer.writerow(row)

@@ -69,25 +69,38 @@ def epochs_from_cv(cv_run: Path) -> tuple[int, str]:
 
 def plan_full(base: Config | None, overrides: list[str], from_cv: Path | None = None,
               cache_dir: Path | None = None, run_dir: Path | None = None) -> FullPlan:
-    """Resolve `kit train --full`'s options.
-
-    Config: `base` (--config/--recipe), else the config.json of `from_cv` (the config travels with the weights),
-    else the defaults; then `overrides`. Epochs: a train.epochs override (--epochs) wins, else `from_cv`'s folds
-    decide; neither is an error. Cache and run directory default to `from_cv`'s own (the fits go beside its
-    folds), else to kit train's defaults.
+    """Resolve `kit train --full`'s options: the config and epochs as `full_config` decides them; cache and run
+    directory default to `from_cv`'s own (the fits go beside its folds), else to kit train's defaults.
     """
-    cv_epochs = None
     if from_cv is not None:
         from_cv = Path(from_cv)
         meta = read_meta(from_cv)
-        if not (from_cv / "config.json").is_file():
-            raise KitError(f"{from_cv / 'config.json'}: missing; --from-cv needs a run directory written by kit train")
+        check_cv_run(from_cv)
         if not meta and cache_dir is None:  # folds pulled back from Kaggle kernels: their cache stayed there
             raise KitError(f"{from_cv} has no run.json naming its cache (its folds trained elsewhere): give --cache")
-        cv_epochs, cv_note = epochs_from_cv(from_cv)
-        base = config_mod.load(from_cv / "config.json") if base is None else base
         cache_dir = Path(meta["cache"]) if cache_dir is None else cache_dir
         run_dir = from_cv if run_dir is None else run_dir
+    cfg, note = full_config(base, overrides, from_cv)
+    return FullPlan(cfg, Path(cache_dir or DEFAULT_CACHE), Path(run_dir or DEFAULT_RUN), note)
+
+
+def check_cv_run(from_cv: Path) -> None:
+    if not (Path(from_cv) / "config.json").is_file():
+        raise KitError(f"{Path(from_cv) / 'config.json'}: missing; --from-cv needs a run directory written by kit "
+                       "train")
+
+
+def full_config(base: Config | None, overrides: list[str], from_cv: Path | None = None) -> tuple[Config, str]:
+    """The config of full fits (here or in Kaggle kernels), and a line saying where its epoch count came from.
+
+    Config: `base` (--config/--recipe), else the config.json of `from_cv` (the config travels with the weights),
+    else the defaults; then `overrides`. Epochs: a train.epochs override (--epochs) wins, else `from_cv`'s folds
+    decide; neither is an error.
+    """
+    cv_epochs = None
+    if from_cv is not None:
+        cv_epochs, cv_note = epochs_from_cv(Path(from_cv))
+        base = config_mod.load(Path(from_cv) / "config.json") if base is None else base
     cfg = config_mod.apply_overrides(base or Config(), overrides)
     if any(item.split("=", 1)[0].strip() == "train.epochs" for item in overrides):
         note = f"{_epochs(cfg.train.epochs)}, as given" + (f" ({from_cv}'s folds suggest {cv_epochs})" if cv_epochs
@@ -97,7 +110,7 @@ def plan_full(base: Config | None, overrides: list[str], from_cv: Path | None = 
     else:
         raise KitError("--full needs an epoch count, since no held-out signer can pick one: give --epochs E, "
                        "or --from-cv RUN to take the best epochs of RUN's folds")
-    return FullPlan(cfg, Path(cache_dir or DEFAULT_CACHE), Path(run_dir or DEFAULT_RUN), note)
+    return cfg, note
 
 
 def member_config(cfg: Config, member: int) -> Config:
@@ -108,11 +121,7 @@ def member_config(cfg: Config, member: int) -> Config:
 def train_full(plan: FullPlan, seeds: int = 1, strategy: str = "auto", only: list[int] | None = None) -> FullResult:
     """Train full fits 0..seeds-1 of `plan` (one already finished is kept), or only the members `only` of them (one
     machine's share), and write them into the run directory."""
-    if seeds < 1:
-        raise KitError(f"--seeds {seeds}: train at least one model (--seeds 1)")
-    bad = [k for k in only or [] if not 0 <= k < seeds]
-    if bad:
-        raise KitError(f"--member {bad[0]} is out of range: with --seeds {seeds} use 0..{seeds - 1}")
+    check_seeds(seeds, only)
     cfg, run_dir = plan.cfg, plan.run_dir
     build_model(cfg)  # fail fast on a bad model name or size, before any data is read
     meta = read_meta(run_dir)
@@ -129,6 +138,15 @@ def train_full(plan: FullPlan, seeds: int = 1, strategy: str = "auto", only: lis
                 full=sorted(set(meta.get("full", [])) | set(range(seeds))))
     write_meta(run_dir, meta)
     return train_members(run_dir, plan.cache_dir, sorted(set(only)) if only else list(range(seeds)), strategy)
+
+
+def check_seeds(seeds: int, only: list[int] | None = None) -> None:
+    """--seeds N is at least 1, and --member K names one of them."""
+    if seeds < 1:
+        raise KitError(f"--seeds {seeds}: train at least one model (--seeds 1)")
+    bad = [k for k in only or [] if not 0 <= k < seeds]
+    if bad:
+        raise KitError(f"--member {bad[0]} is out of range: with --seeds {seeds} use 0..{seeds - 1}")
 
 
 def _check_fits_beside(run_dir: Path, meta: dict, cfg: Config, seeds: int) -> None:

@@ -312,6 +312,19 @@ def session_output(api: Any, ref: str, version: int) -> tuple[list[tuple[str, st
                 return files, log
 
 
+def newest_version(api: Any, ref: str, creds: Credentials | None) -> int | None:
+    """The number of a kernel's newest version; None when the kernel does not exist."""
+    from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
+
+    def newest() -> int | None:
+        request = ApiGetKernelRequest()
+        request.user_name, request.kernel_slug = ref.split("/")
+        with api.build_kaggle_client() as kaggle:
+            return kaggle.kernels.kernels_api_client.get_kernel(request).metadata.current_version_number
+
+    return call(unless_missing(newest), f"looking up the kernel {ref}", creds)
+
+
 def delete_kernel(api: Any, ref: str) -> None:
     """Deleting a kernel is what stops its running session (the API has no cancel for a pushed version)."""
     api.kernels_delete(ref, no_confirm=True)
@@ -329,17 +342,28 @@ def quota(api: Any) -> dict[str, tuple[float, float]]:
     return out
 
 
-def dataset_status(api: Any, ref: str, creds: Credentials | None) -> str | None:
-    """"ready", "pending", "failed"... for one of the user's datasets; None when it does not exist."""
-    def status() -> str | None:
+def unless_missing(fn: Callable[[], T]) -> Callable[[], T | None]:
+    """`fn` for `call`, answering None where Kaggle answers 404: no such dataset or kernel (yet)."""
+    def attempt() -> T | None:
         try:
-            return api.dataset_status(ref)
+            return fn()
         except Exception as err:
             if http_status(err) == 404:
                 return None
             raise
 
-    return call(status, f"looking up the dataset {ref}", creds)
+    return attempt
+
+
+def dataset_status(api: Any, ref: str, creds: Credentials | None) -> str | None:
+    """"ready", "pending", "failed"... for one of the user's datasets; None when it does not exist."""
+    return call(unless_missing(lambda: api.dataset_status(ref)), f"looking up the dataset {ref}", creds)
+
+
+def dataset_files(api: Any, ref: str, creds: Credentials | None) -> list[str]:
+    """The file names of the current version of one of the user's datasets; none when it does not exist."""
+    result = call(unless_missing(lambda: api.dataset_list_files(ref)), f"listing the files of {ref}", creds)
+    return [f.name for f in (result.dataset_files or [])] if result is not None else []
 
 
 def dataset_exists(api: Any, ref: str, creds: Credentials | None) -> bool:

@@ -6,7 +6,6 @@ RUN/kaggle/full/state.json for full fits, so that a run's folds and its full fit
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -29,7 +28,6 @@ OFFLINE_OWNER = "your-kaggle-username"
 # --accelerator -> (machine_shape, quota name, default Keras backend). T4 x2 trains with the image's GPU TensorFlow
 # (MirroredStrategy over both GPUs); the TPU v5e-8 image trains with JAX (Keras' data parallelism over 8 cores).
 ACCELERATORS = {"t4": ("NvidiaTeslaT4", "gpu", "tensorflow"), "tpu": ("TpuV5E8", "tpu", "jax")}
-SESSION_HOURS = {"t4": 12, "tpu": 9}  # Kaggle stops a GPU session at 12 h, a TPU session at 9 h
 MAX_PARALLEL = {"t4": 2, "tpu": 1}  # concurrent batch sessions Kaggle allows per accelerator
 KINDS = {"fold": "folds", "full": "full fits"}  # what a kernel trains: RUN/fold{K} or RUN/full{S}, and its name
 
@@ -81,9 +79,6 @@ class Plan:
         """'folds [0, 1]' or 'full fits [0, 1]'."""
         return f"{KINDS[self.kind]} {list(numbers)}"
 
-    def kernel_ref(self, folds: tuple[int, ...]) -> str:
-        return f"{self.owner}/{self.slug(folds)}"
-
     def kernel_dir(self, folds: tuple[int, ...]) -> Path:
         return self.kaggle_dir / "kernels" / self.slug(folds)
 
@@ -129,24 +124,13 @@ def make_full_plan(base: Config | None, overrides: list[str], run_dir: Path | No
     where the epoch count came from: --epochs (a train.epochs override), else the rounded mean of the best epochs
     of `from_cv`'s folds (trained here or pulled back from kernels), whose config is the base and whose folder the
     default run directory."""
-    from kit.full import epochs_from_cv
+    from kit.full import check_cv_run, check_seeds, full_config
 
     _check_machine(accelerator, parallel, per_kernel, backend)
-    if seeds < 1:
-        raise KitError(f"--seeds {seeds}: train at least one model (--seeds 1)")
-    if from_cv is not None and not (Path(from_cv) / "config.json").is_file():
-        raise KitError(f"{Path(from_cv) / 'config.json'}: missing; --from-cv needs a run directory with folds")
-    if base is None:
-        base = config_mod.load(Path(from_cv) / "config.json") if from_cv is not None else Config()
-    cfg = config_mod.apply_overrides(base, overrides)
-    if any(item.split("=", 1)[0].strip() == "train.epochs" for item in overrides):
-        note = f"{cfg.train.epochs} epochs, as given"
-    elif from_cv is not None:
-        epochs, note = epochs_from_cv(Path(from_cv))
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
-    else:
-        raise KitError("--full needs an epoch count, since no held-out signer can pick one: give --epochs E, or "
-                       "--from-cv RUN to take the best epochs of RUN's folds")
+    check_seeds(seeds)
+    if from_cv is not None:
+        check_cv_run(from_cv)
+    cfg, note = full_config(base, overrides, from_cv)
     run_dir = Path(run_dir or from_cv or "runs/run")
     plan = Plan(run_dir, owner, cfg, seeds, fold_groups(list(range(seeds)), parallel, per_kernel), accelerator,
                 backend or ACCELERATORS[accelerator][2], parallel, wheel.build(), kind="full")

@@ -145,24 +145,12 @@ class _Session:
     def dataset(self) -> None:
         ref, name = self.plan.dataset_ref, self.plan.kit_wheel.name
         if self.state.get("wheel") != name or not self.state.get("dataset_ready"):
-            if self.state.get("wheel") != name and name not in self._dataset_files(ref):
+            if self.state.get("wheel") != name and name not in kaggle_api.dataset_files(self.api, ref, self.creds):
                 self._upload(ref, name)
             self.state.update(wheel=name, dataset_ready=False)
             self._save()
             self._wait_ready(ref)
         self.report.add(f"dataset {ref}: holds {name}")
-
-    def _dataset_files(self, ref: str) -> list[str]:
-        def names() -> list[str]:
-            try:
-                result = self.api.dataset_list_files(ref)
-            except Exception as err:
-                if kaggle_api.http_status(err) == 404:
-                    return []
-                raise
-            return [f.name for f in (result.dataset_files or [])] if result is not None else []
-
-        return self._call(names, f"listing the files of {ref}")
 
     def _upload(self, ref: str, name: str) -> None:
         folder = str(self.plan.dataset_dir)
@@ -208,24 +196,10 @@ class _Session:
 
     def _adopt(self, slug: str, group: dict) -> None:
         """A kill between the push and the state file: if Kaggle has a newer version than we knew, it is ours."""
-        from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
-
         ref = f"{self.plan.owner}/{slug}"
-
-        def newest() -> int | None:
-            request = ApiGetKernelRequest()
-            request.user_name, request.kernel_slug = self.plan.owner, slug
-            try:
-                with self.api.build_kaggle_client() as kaggle:
-                    return kaggle.kernels.kernels_api_client.get_kernel(request).metadata.current_version_number
-            except Exception as err:
-                if kaggle_api.http_status(err) == 404:
-                    return None
-                raise
-
-        version = self._call(newest, f"looking up the kernel {ref}")
+        version = kaggle_api.newest_version(self.api, ref, self.creds)
         if version and version > (group["pushing"].get("after") or 0):
-            group.update(version=version, status="queued", pushed_at=group["pushing"]["at"],
+            group.update(version=version, status="queued", pushed_at=group["pushing"]["at"], ended_at=None,
                          url=f"https://www.kaggle.com/code/{ref}")
             say(f"kernel {ref}: version {version} was pushed before kit stopped; following it")
         group["pushing"] = None
@@ -304,20 +278,14 @@ class _Session:
     def _poll(self, slug: str, group: dict) -> None:
         ref, version = f"{self.plan.owner}/{slug}", group["version"]
         if group["status"] != "complete":
-            result = self._call(lambda: kaggle_api.session_status(self.api, ref, version),
-                                f"checking the kernel {ref} version {version}")
-            status = result.status.name.lower()
-            if status != group["status"]:
+            before = group["status"]
+            status = _live(self.api, self.creds, ref, group)
+            if status != before:
                 say(f"kernel {ref} version {version}: {status} ({_ago(time.time() - group['pushed_at'])} since "
                     "the push)")
-                group["status"] = status
-                if status not in ACTIVE:
-                    group["ended_at"] = time.time()
                 self._save()
             if status in ACTIVE:
                 return
-            if status != "complete":
-                group["failure"] = result.failure_message or status
         self._download(ref, group)
 
     def _download(self, ref: str, group: dict) -> None:
@@ -407,12 +375,16 @@ def _label(state: dict, group: dict) -> str:
 
 
 def _live(api: Any, creds: kaggle_api.Credentials, ref: str, group: dict) -> str:
-    """A pushed kernel's status now, recorded in `group` (with its end time once it stopped)."""
-    result = kaggle_api.call(lambda: kaggle_api.session_status(api, ref, group["version"]),
-                             f"checking the kernel {ref}", creds)
+    """A pushed kernel version's status now, recorded in `group`: with its end time once it stopped, and what
+    Kaggle said of a failure."""
+    version = group["version"]
+    result = kaggle_api.call(lambda: kaggle_api.session_status(api, ref, version),
+                             f"checking the kernel {ref} version {version}", creds)
     group["status"] = result.status.name.lower()
     if group["status"] not in ACTIVE:
         group["ended_at"] = group["ended_at"] or time.time()
+    if group["status"] not in ACTIVE + ("complete",):
+        group["failure"] = result.failure_message or group["status"]
     return group["status"]
 
 

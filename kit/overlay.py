@@ -23,7 +23,7 @@ import numpy as np
 from kit import landmarks as L
 from kit.errors import KitError
 from kit.progress import track
-from kit.show import COLORS, POSE_POINTS, check_out, hands_in_view
+from kit.show import COLORS, POSE_POINTS, check_out, hands_in_view, save_gif
 
 GIF_WIDTH = 480
 DEFAULT_FPS = 15.0  # for pictures without a clock (a folder of images, a single image)
@@ -199,8 +199,7 @@ class _Writer:
                 raise KitError(f"{self.out}: ffmpeg failed ({error.splitlines()[0] if error else 'no message'}): "
                                f"write a GIF with --out {self.out.with_suffix('.gif').name}")
         elif self.gif:
-            self.gif[0].save(self.out, save_all=True, append_images=self.gif[1:],
-                             duration=max(20, round(1000 / self.fps)), loop=0)
+            save_gif(self.gif, self.out, self.fps)
 
 
 def _ffmpeg(out: Path, size: tuple[int, int], fps: float) -> subprocess.Popen:

@@ -323,6 +323,11 @@ def _write_gif(renderer: Renderer, frames, out: Path, fps: float) -> None:
 
     # Quantised as they come: a palette image is a third of the RGB one, and long sequences have 500 frames.
     images = [renderer.image(t).convert("P", palette=Image.Palette.ADAPTIVE, colors=64) for t in frames]
+    save_gif(images, out, fps)
+
+
+def save_gif(images: list, out: Path, fps: float) -> None:
+    """PIL images as a looping GIF at `fps` (GIF frame times are hundredths of a second; 20 ms at the fastest)."""
     images[0].save(out, save_all=True, append_images=images[1:], duration=max(20, round(1000 / fps)), loop=0)
 
 
