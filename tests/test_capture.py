@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from kit import landmarks as L
 from kit.cli import app
+from kit.errors import KitError
 
 DATA = Path(__file__).resolve().parent / "data" / "capture"
 PHOTO = DATA / "messi5.jpg"  # a footballer: face, both hands, pose
@@ -32,7 +33,6 @@ def mediapipe_ready():
         import cv2  # noqa: F401
 
         from kit.capture import mediapipe
-        from kit.errors import KitError
 
         mediapipe()
     except (ImportError, KitError) as err:
