@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from kit import landmarks as L
+from kit.head import head as head_of
 
 # Face-mesh left/right pairs of the points the preprocessing keeps (lips and eyes); other face points keep
 # their index after a mirror, which is harmless because no recipe reads them.
@@ -73,12 +74,12 @@ def random_mirror(frames: tf.Tensor, prob: float, seed: tf.Tensor, layout=None) 
 
 def random_affine(frames: tf.Tensor, rotate_deg: float, scale_range: float, noise_std: float,
                   seed: tf.Tensor, layout=None) -> tf.Tensor:
-    """Rotate (image plane) and zoom around the head, then add Gaussian noise; NaN (missing) stays NaN."""
+    """Rotate (image plane) and zoom around the head (kit.head: the pose's nose in a frame without a face), then
+    add Gaussian noise; NaN (missing) stays NaN."""
     draws = tf.random.stateless_uniform([2], seed=seed, minval=-1.0, maxval=1.0)
     angle = draws[0] * rotate_deg * np.pi / 180.0
     scale = 1.0 + draws[1] * scale_range
-    head_at = int(L.columns([L.HEAD], layout)[0])
-    head = frames[:, head_at : head_at + 1, :2]  # [T, 1, 2]
+    head = head_of(frames, layout)[:, None, :2]  # [T, 1, 2]
     xy = frames[..., :2] - head
     cos, sin = tf.cos(angle), tf.sin(angle)
     x = scale * (cos * xy[..., 0] - sin * xy[..., 1])

@@ -12,9 +12,11 @@ is sample-and-hold: output frame k, at time k/fps, shows the last source frame a
 skips every other frame (MediaPipe runs on only the frames kept) and a 24 fps one shows every fourth frame twice.
 Folders of images have no clock and are taken frame for frame.
 
-A frame where MediaPipe found no face or no pose is dropped (and counted): the competition's files have both in
-every frame, and `kit prepare` refuses a file that lacks them. The frames left are numbered 0, 1, 2 ... Hands
-that were not found are NaN (stored as nulls, as in the real files).
+A frame where MediaPipe found no pose is dropped (and counted): the competition's files have a pose in every frame
+(pose was never missing in 747 real files), and without one Holistic finds nothing else either. A frame with a pose
+but no face is kept, its 468 face points NaN, as the competition's own files keep such frames (0.5% of their frames;
+three of the real samples in ../shared/data/islr-samples have some). The frames left are numbered 0, 1, 2 ...
+Hands and faces that were not found are NaN (stored as nulls, as in the real files).
 
 The file has exactly the competition's columns and types. Its parquet metadata (key `kit.capture`) names the
 source and, per frame, the source frame it shows, which `kit show --overlay` uses to draw over the right picture.
@@ -180,10 +182,10 @@ def run_holistic(source: Source, fps: float | None = COMPETITION_FPS) -> Tracked
                    interrupted)
 
 
-def complete(landmarks: np.ndarray) -> np.ndarray:
-    """Which frames have every face and pose point: the frames a competition file may hold."""
-    body = list(range(OFFSET["face"], OFFSET["face"] + 468)) + list(range(OFFSET["pose"], OFFSET["pose"] + 33))
-    return np.isfinite(landmarks[:, body]).all(axis=(1, 2))
+def has_pose(landmarks: np.ndarray) -> np.ndarray:
+    """Which frames have every pose point: the frames a competition file may hold (the face may be missing)."""
+    pose = list(range(OFFSET["pose"], OFFSET["pose"] + 33))
+    return np.isfinite(landmarks[:, pose]).all(axis=(1, 2))
 
 
 def found_per_part(landmarks: np.ndarray) -> dict[str, int]:
@@ -193,10 +195,10 @@ def found_per_part(landmarks: np.ndarray) -> dict[str, int]:
 
 
 def competition_frames(tracked: Tracked) -> tuple[np.ndarray, np.ndarray]:
-    """The frames a competition file may hold (face and pose found) and the source frame of each."""
-    keep = complete(tracked.landmarks)
+    """The frames a competition file may hold (a pose found, with or without a face) and the source frame of each."""
+    keep = has_pose(tracked.landmarks)
     if not keep.any():
-        raise KitError(f"{tracked.source.name}: MediaPipe found no face and pose together in any of its "
+        raise KitError(f"{tracked.source.name}: MediaPipe found no pose in any of its "
                        f"{tracked.read} frames: film the signer from the waist up, face and hands in the light")
     if keep.sum() > MAX_FRAMES:
         raise KitError(f"{tracked.source.name}: {int(keep.sum())} frames; a competition file holds at most "
@@ -220,12 +222,13 @@ class CaptureResult:
     source: str
     frames: int  # written
     read: int  # source frames read
-    dropped: int  # frames without face or pose, left out
+    dropped: int  # frames without a pose, left out
     found: dict[str, int]  # frames (of those written) in which each part was found
     fps: float | None
     ms_per_frame: float
     interrupted: bool = False
     row: dict = field(default_factory=dict)  # the train.csv row added, if any
+    note: str = ""  # a sign that joined the folder's own vocabulary
 
     def __str__(self) -> str:
         rate = f" at {self.fps:g} fps" if self.fps else ""
@@ -235,13 +238,18 @@ class CaptureResult:
                  f"{stopped}; MediaPipe {self.ms_per_frame:.0f} ms a frame",
                  f"found in frames: {parts}"]
         if self.dropped:
-            lines.append(f"dropped {_frames(self.dropped)} without a face or a pose (the competition's files have both "
-                         "in every frame)")
+            lines.append(f"dropped {_frames(self.dropped)} without a pose (the competition's files have one in every "
+                         "frame)")
+        faceless = self.frames - self.found["face"]
+        if faceless:
+            lines.append(f"kept {_frames(faceless)} without a face (NaN face points, as in the competition's files)")
         if not self.found["left_hand"] and not self.found["right_hand"]:
             lines.append("note: no hand in any frame: keep both hands in the picture, in good light")
         if self.row:
             lines.append(f"added to {self.out.parents[2] / TRAIN_CSV}: participant {self.row['participant_id']}, "
                          f"sequence {self.row['sequence_id']}, sign {self.row['sign']}")
+        if self.note:
+            lines.append(self.note)
         return "\n".join(lines)
 
 
@@ -251,12 +259,17 @@ def _frames(n: int) -> str:
 
 def capture(source: Source, out: str | os.PathLike | None = None, fps: float | None = COMPETITION_FPS,
             data: str | os.PathLike | None = None, participant: int | None = None,
-            sign: str | None = None) -> CaptureResult:
+            sign: str | None = None, vocabulary: str | None = None) -> CaptureResult:
     """Track `source` and write its frames to `out` (FILE.parquet), or into the competition folder `data` as
-    participant `participant`'s recording of `sign`, with its train.csv row."""
+    participant `participant`'s recording of `sign`, with its train.csv row.
+
+    `vocabulary` (with `data`): "competition", the folder's signs are the competition's 250 (a new folder gets
+    its map); "own", the folder's map holds the signs recorded into it, and a new sign joins it (kit/vocabulary.py:
+    a model trained on it gets one output per sign). None: the folder's map decides; a new folder is competition.
+    """
     if fps is not None and fps < 0:
         raise KitError(f"--fps {fps}: must be positive, or 0 to keep every source frame")
-    plan = _plan_output(out, data, participant, sign)
+    plan = _plan_output(out, data, participant, sign, vocabulary)
     tracked = run_holistic(source, fps)
     if tracked.interrupted:
         say(f"stopped: {tracked.read} frames recorded from {source.name}")
@@ -264,18 +277,21 @@ def capture(source: Source, out: str | os.PathLike | None = None, fps: float | N
     info = {"source": str(Path(source.path).resolve()) if source.path else source.name, "kind": source.kind,
             "fps": tracked.fps, "source_frames": source_frames.tolist(), "mediapipe": MEDIAPIPE_VERSION,
             "model_complexity": MODEL_COMPLEXITY}
-    row = {}
+    row, note = {}, ""
     if isinstance(plan, Path):
         write_landmarks(plan, frames, info)
         path = plan
     else:
-        path, row = add_to_dataset(*plan, frames, info)
+        path, row, note = add_to_dataset(*plan, frames, info)
     return CaptureResult(path, source.name, len(frames), tracked.read, len(tracked.landmarks) - len(frames),
-                         found_per_part(frames), tracked.fps, tracked.ms_per_frame, tracked.interrupted, row)
+                         found_per_part(frames), tracked.fps, tracked.ms_per_frame, tracked.interrupted, row, note)
 
 
-def _plan_output(out, data, participant, sign):
-    """Check where the capture goes before MediaPipe starts: a Path, or (data folder, participant, sign)."""
+VOCABULARIES = ("competition", "own")
+
+
+def _plan_output(out, data, participant, sign, vocabulary=None):
+    """Check where the capture goes before MediaPipe starts: a Path, or (data folder, participant, sign, own)."""
     if data is None:
         if participant is not None or sign is not None:
             raise KitError("--participant and --sign add the recording to a competition folder: give it with "
@@ -291,21 +307,45 @@ def _plan_output(out, data, participant, sign):
     if out is not None:
         raise KitError(f"give --out FILE or --data DIR, not both: with --data the file goes to "
                        f"{Path(data) / 'train_landmark_files'}/<participant>/<sequence>.parquet")
+    if vocabulary is not None and vocabulary not in VOCABULARIES:
+        raise KitError(f"--vocabulary {vocabulary}: use competition (the 250 signs) or own (the signs you record)")
     if participant is None or sign is None:
         raise KitError(f"--data {data} needs --participant P and --sign S: whose recording of which sign it is")
     if participant < 0:
         raise KitError(f"--participant {participant}: must be a whole number >= 0, like the competition's ids")
     data = Path(data)
     sign_map = _sign_map(data)
+    own = _own_vocabulary(data, sign_map, vocabulary)
+    if own:
+        if not sign.strip() or any(c in sign for c in ',"\n\r'):
+            raise KitError(f"--sign {sign!r}: a sign's name must be non-empty, without commas, quotes or line breaks")
+        _read_rows(data)
+        return data, participant, sign, True
     signs = read_sign_map(sign_map) if sign_map.is_file() else read_sign_map(SIGN_MAP)
     if sign not in signs:
         import difflib
 
         close = difflib.get_close_matches(sign, signs, n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else f"e.g. {', '.join(signs[:3])}"
-        raise KitError(f"--sign {sign!r} is not one of the {len(signs)} signs of {sign_map}: {hint}")
+        raise KitError(f"--sign {sign!r} is not one of the {len(signs)} signs of {sign_map}: {hint} (to train signs "
+                       "of your own, record them into a new folder with --vocabulary own)")
     _read_rows(data)  # a broken train.csv fails now, not after the recording
-    return data, participant, sign
+    return data, participant, sign, False
+
+
+def _own_vocabulary(data: Path, sign_map: Path, vocabulary: str | None) -> bool:
+    """Whether `data` collects signs of your own: a new folder asked to, or one whose map is not the competition's."""
+    from kit.vocabulary import is_competition
+
+    if not sign_map.is_file():
+        return vocabulary == "own"
+    competition = is_competition(read_sign_map(sign_map))
+    if vocabulary == "own" and competition:
+        raise KitError(f"{data}: holds the competition's 250-sign map: record your own vocabulary into a new folder")
+    if vocabulary == "competition" and not competition:
+        raise KitError(f"{sign_map}: is an own vocabulary, not the competition's 250 signs: record competition signs "
+                       "into another folder")
+    return not competition
 
 
 def _sign_map(data: Path) -> Path:
@@ -320,12 +360,22 @@ def _read_rows(data: Path) -> list:
     return read_train_csv(data / TRAIN_CSV) if (data / TRAIN_CSV).is_file() else []
 
 
-def add_to_dataset(data: Path, participant: int, sign: str, frames: np.ndarray,
-                   info: dict) -> tuple[Path, dict]:
+def add_to_dataset(data: Path, participant: int, sign: str, own: bool, frames: np.ndarray,
+                   info: dict) -> tuple[Path, dict, str]:
     """Write the file as DATA/train_landmark_files/P/S.parquet (S: one above the folder's largest sequence id),
-    then append its train.csv row (creating the folder's train.csv and sign map if new)."""
+    then append its train.csv row (creating the folder's train.csv and sign map if new). With `own` (an own
+    vocabulary), a sign not yet in the folder's map joins it as the next output; the note says so."""
+    from kit.vocabulary import write_map
+
     data.mkdir(parents=True, exist_ok=True)
-    if not (data / SIGN_MAP_NAME).is_file():
+    note = ""
+    if own:
+        signs = read_sign_map(data / SIGN_MAP_NAME) if (data / SIGN_MAP_NAME).is_file() else []
+        if sign not in signs:
+            write_map(data, [*signs, sign])  # appended: the signs already there keep their output index
+            note = (f"new sign {sign!r} in {data / SIGN_MAP_NAME}: output {len(signs)} of your own vocabulary of "
+                    f"{len(signs) + 1} signs")
+    elif not (data / SIGN_MAP_NAME).is_file():
         shutil.copyfile(SIGN_MAP, data / SIGN_MAP_NAME)
     rows = _read_rows(data)
     sequence_id = max((r.sequence_id for r in rows), default=0) + 1
@@ -344,7 +394,7 @@ def add_to_dataset(data: Path, participant: int, sign: str, frames: np.ndarray,
         if new:
             writer.writeheader()
         writer.writerow(row)
-    return path, row
+    return path, row, note
 
 
 def write_landmarks(path: str | os.PathLike, frames: np.ndarray, info: dict | None = None) -> None:

@@ -446,21 +446,27 @@ def capture(
                                         "competition-layout folder (with --participant and --sign)."),
     participant: Optional[int] = typer.Option(None, "--participant", help="With --data: the signer's id."),
     sign: Optional[str] = typer.Option(None, "--sign", help="With --data: the sign recorded, from the sign map."),
+    vocabulary: Optional[str] = typer.Option(None, "--vocabulary", help="With --data: 'own' collects signs of your "
+                                             "own (the folder's map grows with each new sign; models get one "
+                                             "output per sign), 'competition' the 250 signs. Default: the folder's "
+                                             "map decides; a new folder is competition."),
 ) -> None:
     """Track your own signing with MediaPipe Holistic into a competition landmark file (kit\\[capture] extra).
 
-    Frames where MediaPipe finds no face or pose are dropped, as the competition's files have both in every frame.
+    Frames where MediaPipe finds no pose are dropped (the competition's files have one in every frame); frames with
+    a pose but no face are kept with NaN face points, as in the competition's files.
 
     Example: kit capture my_sign.mp4 --out my_sign.parquet
     Example: kit capture --webcam 0 --seconds 3 --out me.parquet
     Example: kit capture cloud.mp4 --data data/mine --participant 90001 --sign cloud && kit prepare --data data/mine
+    Example: kit capture wave.mp4 --data data/own --participant 1 --sign wave --vocabulary own
     """
     from kit.capture import capture as run_capture
     from kit.capture import open_any
 
     try:
         typer.echo(run_capture(open_any(source, webcam, seconds), out=out, fps=fps, data=data,
-                               participant=participant, sign=sign))
+                               participant=participant, sign=sign, vocabulary=vocabulary))
     except KitError as err:
         raise _fail(err)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kit.errors import KitError
-from kit.landmarks import sign_names
+from kit.vocabulary import run_signs
 
 N_CONFUSED = 15  # sign pairs listed in report.md
 
@@ -69,7 +69,7 @@ def summarize(run_dir: Path) -> CVResult:
     # chance: guessing uniformly among the signs that occur (the data may hold fewer than 250)
     result = CVResult(run_dir, fold_acc, float(hits.mean()), len(hits), 1.0 / len(np.unique(labels)))
     pairs = confused_pairs(labels, predicted)
-    names = sign_names()
+    names = run_signs(run_dir)  # the data's own map: the competition's 250 signs, or your N
     (run_dir / "cv.json").write_text(json.dumps({
         "oof_accuracy": result.oof_accuracy, "n_sequences": result.n_sequences, "chance": result.chance,
         "fold_accuracy": {str(k): v for k, v in sorted(fold_acc.items())},

@@ -1,7 +1,8 @@
 """`kit evaluate`: score any TFLite model the way the competition's scorer does.
 
 Per sequence: read the parquet's x, y, z with pandas, reshape to `[n_frames, 543, 3]` float32 (NaN kept), call
-`serving_default`, take the argmax. Accuracy is the share of argmax equal to the sign's index in the map.
+`serving_default`, take the argmax. Accuracy is the share of argmax equal to the sign's index in the data's map
+(the competition's 250 signs, or your own vocabulary's N, whose model has N outputs).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 
 from kit import tflite
 from kit.errors import KitError
-from kit.landmarks import N_LANDMARKS
+from kit.landmarks import N_CLASSES, N_LANDMARKS, SIGN_MAP_NAME
 from kit.progress import track
 
 
@@ -46,7 +47,8 @@ def load_scorer_frames(path: Path) -> np.ndarray:
 
 
 def read_labels(data_dir: Path, participants: list[int] | None = None, limit: int | None = None) -> pd.DataFrame:
-    """train.csv rows (with their label index) to score, optionally only some signers or the first `limit`."""
+    """train.csv rows (with their label index) to score, optionally only some signers or the first `limit`.
+    `.attrs["n_signs"]`: how many signs the data's map has (the outputs a model of this data gives)."""
     data_dir = Path(data_dir)
     csv, sign_map = data_dir / "train.csv", data_dir / "sign_to_prediction_index_map.json"
     for required in (csv, sign_map):
@@ -66,15 +68,22 @@ def read_labels(data_dir: Path, participants: list[int] | None = None, limit: in
         rows = rows.head(limit)
     if rows.empty:
         raise KitError(f"{csv}: no rows left to score (check --participants / --limit)")
-    return rows.assign(label=rows["sign"].map(index))
+    rows = rows.assign(label=rows["sign"].map(index))
+    rows.attrs["n_signs"] = len(index)
+    return rows
 
 
 def evaluate(model_path: Path, data_dir: Path, participants: list[int] | None = None,
              limit: int | None = None, threads: int = 1) -> EvalResult:
     """Run `model_path` (a .tflite or submission.zip) over the chosen train.csv rows and score it."""
     model = tflite.read_model(model_path)
-    predict = tflite.contract_runner(tflite.interpreter(model, threads=threads), str(model_path))
     rows = read_labels(data_dir, participants, limit)
+    interp = tflite.interpreter(model, threads=threads)
+    n_signs = rows.attrs["n_signs"]
+    if n_signs != N_CLASSES and tflite.n_outputs(interp) != n_signs:  # your own vocabulary: a model of its signs
+        raise KitError(f"{model_path}: has {tflite.n_outputs(interp)} outputs, but {Path(data_dir) / SIGN_MAP_NAME} "
+                       f"names {n_signs} signs: score a model on data of its own vocabulary")
+    predict = tflite.contract_runner(interp, str(model_path), n_classes=n_signs)
     hits, times = [], []
     for path in track(list(rows["path"]), "scoring"):
         frames = load_scorer_frames(Path(data_dir) / path)

@@ -4,6 +4,10 @@ Models are rebuilt in float32 from each fold's saved config and weights under th
 trained under JAX or in mixed precision exports the same way. Only builtin TFLite ops are allowed (the scorer has
 no Flex delegate). A run holding full fits on every signer (kit train --full) exports those rather than its folds;
 export.json says of each model whether it was validated on unseen signers.
+
+The outputs are the signs of the members' data (kit/vocabulary.py): the competition's 250, or your own N. The sign
+map goes beside model.tflite; a model of your own signs passes the same gates (for its N outputs) and is reported as
+"own vocabulary: N signs, not a competition submission", so no submission.zip is written for it.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from kit import tflite
+from kit import tflite, vocabulary
 from kit.config import PreprocessConfig
 from kit.errors import KitError
-from kit.gates import SIZE_LIMIT_MB, check_model, failures
+from kit.gates import SIZE_LIMIT_MB, check_model, failures, vocabulary_gate
 from kit.landmarks import N_LANDMARKS
 from kit.preprocess import preprocess
 from kit.progress import say
@@ -36,6 +40,7 @@ class ExportResult:
     gates: list = field(default_factory=list)
     forced: bool = False
     members: list = field(default_factory=list)  # member_info of each model
+    competition: bool = True  # the competition's 250 signs (else your own vocabulary: no submission.zip)
 
     @property
     def submission(self) -> Path:
@@ -46,7 +51,12 @@ class ExportResult:
         lines += [str(gate) for gate in self.gates]
         if self.forced and failures(self.gates):
             lines.append("--force: wrote submission.zip although a gate failed")
-        lines.append(f"wrote {self.submission} ({self.size_bytes / 1e6:.2f} MB) and {self.out_dir / 'export.json'}")
+        if self.competition:
+            lines.append(f"wrote {self.submission} ({self.size_bytes / 1e6:.2f} MB) and {self.out_dir / 'export.json'}")
+        else:
+            lines.append(f"wrote {self.out_dir / 'model.tflite'} ({self.size_bytes / 1e6:.2f} MB), its sign map and "
+                         f"{self.out_dir / 'export.json'}; no submission.zip (own vocabulary): try it with kit "
+                         f"predict {self.out_dir / 'model.tflite'} RECORDING")
         return "\n".join(lines)
 
 
@@ -122,8 +132,20 @@ def resolve_models(run_dir: Path | None, models: list[Path] | None, top: int) ->
     return picked
 
 
+def member_signs(fold_dirs: list[Path]) -> tuple[str, ...]:
+    """The signs the members name (each run's map, kit/vocabulary.py); members that name different signs cannot
+    be averaged, so they are refused."""
+    found = {}
+    for d in fold_dirs:
+        found.setdefault(vocabulary.run_signs(Path(d).parent), []).append(str(d))
+    if len(found) > 1:
+        kinds = "; ".join(f"{', '.join(dirs)}: {vocabulary.describe(signs)}" for signs, dirs in found.items())
+        raise KitError(f"these models name different signs, so their outputs cannot be averaged: {kinds}")
+    return next(iter(found))
+
+
 class Ensemble(tf.Module):
-    """raw `[T, 543, 3]` -> each distinct preprocessing once -> mean of the models' softmax -> `[250]`.
+    """raw `[T, 543, 3]` -> each distinct preprocessing once -> mean of the models' softmax -> `[n_classes]`.
 
     Models trained with different feature options (say an mlp80 fold beside llama26 folds) share the graph;
     models with the same preprocessing share its ops.
@@ -194,19 +216,24 @@ def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path
             raise KitError("--out is needed when the models come only from --models")
         out_dir = Path(run_dir) / "export"
     out_dir = Path(out_dir)
+    signs = member_signs(fold_dirs)
     say(f"exporting {len(fold_dirs)} models: {', '.join(map(str, fold_dirs))}")
     ensemble = load_ensemble(fold_dirs)
     model = convert(ensemble, fp16=fp16)
     say("checking the Kaggle contract (signature, ops, size, finiteness, latency, parity)")
-    gates = check_model(model, reference=ensemble.reference, fp16=fp16, size_limit_mb=max_mb)
+    gates = check_model(model, reference=ensemble.reference, fp16=fp16, size_limit_mb=max_mb, n_classes=len(signs))
+    gates.append(vocabulary_gate(signs))
+    competition = gates[-1].ok
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model.tflite").write_bytes(model)
+    vocabulary.write_map(out_dir, signs)  # beside the model: the names of its outputs, for kit predict
     (out_dir / "submission.zip").unlink(missing_ok=True)  # never leave an older zip beside a newer model
     failed = failures(gates)
     members = [member_info(d) for d in fold_dirs]
     (out_dir / "export.json").write_text(json.dumps({
         "models": [str(d) for d in fold_dirs], "members": members, "fp16": fp16, "size_bytes": len(model),
-        "forced": force, "passed": not failed, "gates": [g.to_dict() for g in gates],
+        "forced": force, "passed": not failed, "n_signs": len(signs), "competition": competition,
+        "gates": [g.to_dict() for g in gates],
     }, indent=2) + "\n")
     if run_dir is not None and (Path(run_dir) / "report.html").is_file() \
             and out_dir.resolve() == (Path(run_dir) / "export").resolve():
@@ -214,6 +241,7 @@ def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path
     if failed and not force:
         raise KitError(f"export gate {failed[0].name!r} failed: {failed[0].detail} "
                        f"(model.tflite and export.json are in {out_dir}; --force writes submission.zip anyway)")
-    with zipfile.ZipFile(out_dir / "submission.zip", "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("model.tflite", model)
-    return ExportResult(out_dir, [str(d) for d in fold_dirs], len(model), gates, force, members)
+    if competition:  # a model of your own signs is no submission: model.tflite and its map are the export
+        with zipfile.ZipFile(out_dir / "submission.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("model.tflite", model)
+    return ExportResult(out_dir, [str(d) for d in fold_dirs], len(model), gates, force, members, competition)

@@ -19,6 +19,8 @@ import keras
 import numpy as np
 
 from kit import config as config_mod
+from kit import vocabulary
+from kit.cache import open_cache
 from kit.config import Config
 from kit.errors import KitError
 from kit.progress import say
@@ -124,6 +126,8 @@ def train_full(plan: FullPlan, seeds: int = 1, strategy: str = "auto", only: lis
     check_seeds(seeds, only)
     cfg, run_dir = plan.cfg, plan.run_dir
     build_model(cfg)  # fail fast on a bad model name or size, before any data is read
+    signs = open_cache(plan.cache_dir).signs
+    cfg = vocabulary.with_signs(cfg, signs, plan.cache_dir)  # one output per sign of the data's map
     meta = read_meta(run_dir)
     check_cache(run_dir, meta, plan.cache_dir)
     _check_fits_beside(run_dir, meta, cfg, seeds)
@@ -131,6 +135,7 @@ def train_full(plan: FullPlan, seeds: int = 1, strategy: str = "auto", only: lis
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "config.json").is_file():  # beside folds, RUN/config.json stays theirs
         cfg.save(run_dir / "config.json")
+    vocabulary.write_map(run_dir, signs)
     for k in range(seeds):  # every member's config first: a killed run resumes the ones not yet started too
         (run_dir / f"full{k}").mkdir(exist_ok=True)
         member_config(cfg, k).save(run_dir / f"full{k}" / "config.json")
@@ -163,7 +168,6 @@ def _check_fits_beside(run_dir: Path, meta: dict, cfg: Config, seeds: int) -> No
 
 def train_members(run_dir: Path, cache_dir: Path, members: list[int], strategy: str = "auto") -> FullResult:
     """Train the unfinished full fits `members` of `run_dir`, each from its own config.json; summarise them all."""
-    from kit.cache import open_cache
 
     cache = open_cache(cache_dir)
     for k in members:

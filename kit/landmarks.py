@@ -54,6 +54,7 @@ NOSE_FACE = 1  # nose tip: the head reference that preprocessing moves to the or
 
 # Pose indices (0..32). 0..16 are everything above the hips: face marks, shoulders, elbows, wrists.
 UPPER_POSE = tuple(range(17))
+POSE_NOSE = 0
 POSE_LEFT_SHOULDER, POSE_RIGHT_SHOULDER = 11, 12
 POSE_LEFT_ELBOW, POSE_RIGHT_ELBOW = 13, 14
 POSE_LEFT_WRIST, POSE_RIGHT_WRIST = 15, 16
@@ -81,6 +82,8 @@ SELECTED = (
     + tuple(OFFSET["pose"] + i for i in UPPER_POSE)
 )
 HEAD = OFFSET["face"] + NOSE_FACE
+# Where the face is missing (a frame without a face: real files have them), the pose's nose stands in (kit/head.py).
+POSE_HEAD = OFFSET["pose"] + POSE_NOSE
 
 
 def columns(points, layout=None) -> np.ndarray:

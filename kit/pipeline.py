@@ -31,7 +31,7 @@ from kit import landmarks as L
 from kit.cache import DTYPE, FRAME_BYTES, SHARDS, Cache
 from kit.config import Config
 from kit.errors import KitError
-from kit.landmarks import N_CLASSES, N_LANDMARKS
+from kit.landmarks import N_LANDMARKS
 from kit.preprocess import preprocess
 from kit.progress import track
 
@@ -39,10 +39,11 @@ from kit.progress import track
 def resident_landmarks() -> np.ndarray:
     """The landmark indices any preprocessing option reads, closed under the mirror; sorted.
 
-    Everything `kit.preprocess` and `kit.features` read lies in `L.SELECTED` plus the head (their face
-    references are lip, eye and nose points); the mirror maps that set onto itself once it is closed.
+    Everything `kit.preprocess` and `kit.features` read lies in `L.SELECTED` plus the head and its stand-in, the
+    pose's nose (their face references are lip, eye and nose points); the mirror maps that set onto itself once it
+    is closed.
     """
-    points = set(L.SELECTED) | {L.HEAD}
+    points = set(L.SELECTED) | {L.HEAD, L.POSE_HEAD}
     perm = augment.mirror_permutation()
     while True:
         closed = points | {int(perm[i]) for i in points}
@@ -131,7 +132,7 @@ def training_order(indices: np.ndarray, seed: int, skip: int = 0) -> tf.data.Dat
     return tf.data.Dataset.range(first_pass, 1 << 62).flat_map(one_pass).skip(skip)
 
 
-def make_dataset(cache: Cache, indices: np.ndarray, cfg: Config, training: bool, n_classes: int = N_CLASSES,
+def make_dataset(cache: Cache, indices: np.ndarray, cfg: Config, training: bool, n_classes: int | None = None,
                  start_pass: int = 0, batch_size: int | None = None) -> tf.data.Dataset:
     """Batches of `({"features", "mask"}, one_hot_labels)` for the cache rows `indices`.
 
@@ -142,6 +143,7 @@ def make_dataset(cache: Cache, indices: np.ndarray, cfg: Config, training: bool,
     resumed run has done: the stream starts where they stopped. Evaluation: one pass in the order of `indices`.
     """
     data = resident(cache)
+    n_classes = n_classes or cfg.model.n_classes  # labels one-hot over the model's outputs
     indices = np.asarray(indices, dtype=np.int64)
     batch_size = batch_size or cfg.train.batch_size
     t = cfg.train

@@ -1,8 +1,9 @@
 """`kit predict`: which sign a model sees in one recording, as its top signs with their probabilities.
 
 The model runs exactly as the competition's scorer runs it (kit.tflite's contract runner: `[frames, 543, 3]`
-float32 in, NaN where a landmark is missing, 250 outputs in the sign map's order): the preprocessing is inside the
-model's graph, so nothing here repeats it. A landmark file is read with kit's checked reader; anything else is a
+float32 in, NaN where a landmark is missing, one output per sign in the sign map's order): the preprocessing is
+inside the model's graph, so nothing here repeats it. The names come from the sign map beside the model (kit export
+writes it; your own vocabulary's N signs), else the competition's 250. A landmark file is read with kit's checked reader; anything else is a
 capture source, tracked with MediaPipe exactly as `kit capture` would write it (same rate, same dropped frames).
 """
 
@@ -19,7 +20,7 @@ import numpy as np
 from kit import landmarks as L
 from kit import tflite
 from kit.errors import KitError
-from kit.landmarks import N_CLASSES, sign_names
+from kit import vocabulary
 from kit.sources import Source
 
 TOP = 5
@@ -50,10 +51,12 @@ def predict(model_path: str | os.PathLike, source: str | os.PathLike | Source, t
             fps: float | None = None) -> Prediction:
     """The `top` signs `model_path` (model.tflite or submission.zip) gives `source`: a landmark .parquet, or a
     video, image, folder of images or opened Source (tracked with MediaPipe at `fps`, default the competition's)."""
-    if not 1 <= top <= N_CLASSES:
-        raise KitError(f"--top {top}: must be 1 to {N_CLASSES}")
+    if top < 1:
+        raise KitError(f"--top {top}: must be 1 or more")
     model_path = Path(model_path)
-    run = tflite.contract_runner(tflite.interpreter(tflite.read_model(model_path)), str(model_path))
+    interp = tflite.interpreter(tflite.read_model(model_path))
+    names = vocabulary.model_signs(model_path, tflite.n_outputs(interp))  # the competition's 250, or your own N
+    run = tflite.contract_runner(interp, str(model_path), n_classes=len(names))
     frames, name = _frames(source, fps)
     start = time.perf_counter()
     outputs = np.asarray(run(frames), dtype=np.float64)
@@ -66,7 +69,6 @@ def predict(model_path: str | os.PathLike, source: str | os.PathLike | Source, t
     if not np.isfinite(frames[:, hands]).any():
         note = "; ".join(filter(None, [note, "no hand in any frame: signs are made with the hands, so this guess "
                                        "means little (keep both hands in the picture)"]))
-    names = sign_names()
     best = np.argsort(-probs, kind="stable")[:top]
     return Prediction(model_path, name, len(frames), tuple((names[i], int(i), float(probs[i])) for i in best), ms, note)
 

@@ -4,7 +4,8 @@ The same TF ops run in the tf.data training pipeline and inside the exported TFL
 serving cannot drift. Only builtin TFLite ops are used (gather, boolean_mask, is_nan, where, reductions).
 
 Recipe (26th place): keep x and y of both hands, 26 face points (lips, eyes) and 17 upper-body pose points;
-move the head to the origin and divide by the spread of the kept points; NaN -> 0 after normalisation;
+move the head (kit/head.py: the nose, the pose's nose in frames without a face) to the origin and divide by the
+spread of the kept points; NaN (a missing hand, a frame without a face) -> 0 after normalisation;
 drop frames with no hand (keeping at least one); subsample to at most `max_len` frames; pad to `max_len`.
 
 Options (80th place, kit/features.py, all off by default): the dominant hand only, mirrored to be the right;
@@ -24,6 +25,7 @@ import tensorflow as tf
 from kit import features as F
 from kit import landmarks as L
 from kit.config import PreprocessConfig
+from kit.head import head as head_of
 
 
 def n_features(cfg: PreprocessConfig) -> int:
@@ -48,8 +50,7 @@ def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None) -> tuple[t
         frames = F.dominant_first(frames, layout)
 
     n_hand_points = sum(len(hand) for hand in F.hands(cfg))  # the hands come first in the selected points
-    head_at = int(L.columns([L.HEAD], layout)[0])
-    head = frames[:, head_at, :channels]  # [T, C]
+    head = head_of(frames, layout)[:, :channels]  # [T, C]: the nose, the pose's where the face is missing
     points = tf.gather(frames, L.columns(F.selected_points(cfg), layout), axis=1)[:, :, :channels]  # [T, P, C]
 
     if cfg.drop_handless:

@@ -119,6 +119,21 @@ def model_bytes(source: Path) -> bytes:
     return data
 
 
+def check_competition_vocabulary(source: Path, data: bytes) -> None:
+    """Refuse a model of your own vocabulary (kit/vocabulary.py): its outputs are not the competition's 250 signs
+    in the competition's order, so Kaggle would score it as wrong on every sequence."""
+    from kit import tflite, vocabulary
+    from kit.landmarks import N_CLASSES, SIGN_MAP_NAME
+
+    beside = source.parent / SIGN_MAP_NAME
+    n = tflite.n_outputs(tflite.interpreter(data))
+    if n == N_CLASSES and not (beside.is_file() and not vocabulary.is_competition(vocabulary.read_map(beside))):
+        return
+    signs = vocabulary.read_map(beside) if beside.is_file() else [None] * n
+    raise KitError(f"{source}: own vocabulary ({len(signs)} signs), not a competition submission: kit submit sends "
+                   "only models of the competition's 250 signs (kit predict runs this one)")
+
+
 def _write_if_changed(path: Path, data: bytes) -> None:
     if not (path.is_file() and path.read_bytes() == data):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +181,7 @@ def save_state(workdir: Path, state: dict) -> None:
 def plan_submission(target: Path | None, message: str | None, owner: str) -> tuple[Plan, bytes]:
     workdir, source = resolve_target(newest_export() if target is None else target)
     data = model_bytes(source)
+    check_competition_vocabulary(source, data)
     sha = hashlib.sha256(data).hexdigest()
     name = workdir.parent.name if workdir.name == "export" else workdir.name
     plan = Plan(workdir, workdir / "kaggle" / "dataset" / MODEL_FILE, sha, owner, message or f"kit: {name}")

@@ -2,8 +2,8 @@
 
 Each sign is a fixed recipe (where the dominant wrist goes, handshapes, palm orientation, mouth pattern, maybe a
 second hand) that depends only on the sign's index, so every seed draws new signers doing the same 250 signs.
-Signers differ in handedness, body size and place in the image, speed, jitter, tracking losses, idle frames and
-small style offsets, so that accuracy on unseen signers is a real test. Body geometry comes from real samples
+Signers differ in handedness, body size and place in the image, speed, jitter, tracking losses (hands, and the face
+in a few recordings, at the real data's rates), idle frames and small style offsets, so that accuracy on unseen signers is a real test. Body geometry comes from real samples
 (kit/assets/skeleton.npz, built by kit/assets/make_skeleton.py).
 """
 
@@ -33,6 +33,11 @@ DICTIONARY = ["frame", "type", "landmark_index"]  # the columns worth dictionary
 SIGN_SALT, SIGNER_SALT, SEQUENCE_SALT, ID_SALT = 7919, 104729, 1299709, 15485863  # separate random streams
 MIN_FRAMES, MAX_FRAMES = 12, 80
 MAX_FIRST_FRAME = 150  # real files start anywhere from frame 0 to a few hundred
+# Frames without a face, as in the real files: in a public sample of 747 real files, 27 (3.6%) had a run of frames
+# whose 468 face points are all NaN, 124 of 23,435 frames (0.53%, about 4.6 per such file; the three such files in
+# ../shared/data/islr-samples have runs of 1, 2 and 5). Pose was never missing there, so it never is here.
+FACELESS_FILES = 0.036
+FACELESS_RUN = (1, 8)  # frames in a run, uniform: mean 4.5
 
 # Handshapes: curl per finger (thumb..pinky; 0 straight, 1 fist) and spread (0 together, 1 fanned).
 HANDSHAPES = (
@@ -370,10 +375,12 @@ def dropouts(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
     return lost
 
 
-def render(rng: np.random.Generator, sign: dict, signer: dict, n_frames: int | None = None) -> np.ndarray:
+def render(rng: np.random.Generator, sign: dict, signer: dict, n_frames: int | None = None,
+           faceless: bool | None = None) -> np.ndarray:
     """One recording of `sign` by `signer`: [frames, 543, 3] image coordinates in file order, NaN hands.
 
     Its length follows the sign and signer (MIN_FRAMES..MAX_FRAMES), or is exactly `n_frames` (>= MIN_FRAMES).
+    A run of frames loses the face (`faceless`; None: drawn, for FACELESS_FILES of the recordings).
     """
     skel = skeleton()
     n, times = timeline(rng, sign, signer, n_frames)
@@ -420,7 +427,19 @@ def render(rng: np.random.Generator, sign: dict, signer: dict, n_frames: int | N
         out[:, OFFSET[name] : OFFSET[name] + 21] = points
     out[:, OFFSET["pose"] : OFFSET["pose"] + 33, :2] = image(pose[..., :2])
     out[:, OFFSET["pose"] : OFFSET["pose"] + 33, 2] = pose[..., 2] * scale - 0.4
+    # Drawn last, so that the rest of the recording is the same whether or not it loses its face.
+    if faceless is None:
+        faceless = rng.random() < FACELESS_FILES
+    if faceless:
+        out[face_lost(rng, n), OFFSET["face"] : OFFSET["face"] + 468] = np.nan
     return out
+
+
+def face_lost(rng: np.random.Generator, n: int) -> slice:
+    """The run of frames [n] in which the face tracker finds no face (FACELESS_RUN long, within the recording)."""
+    length = min(n, int(rng.integers(FACELESS_RUN[0], FACELESS_RUN[1] + 1)))
+    start = int(rng.integers(0, n - length + 1))
+    return slice(start, start + length)
 
 
 def hands_lead(name: str, signer: dict) -> bool:
@@ -430,7 +449,10 @@ def hands_lead(name: str, signer: dict) -> bool:
 
 # ---------------------------------------------------------------- the data set
 def sequences(n_signs: int, n_participants: int, per_sign: int, seed: int = 0) -> Iterator[SynthSequence]:
-    """Every synthetic recording, signer by signer; the same arguments always give the same arrays."""
+    """Every synthetic recording, signer by signer; the same arguments always give the same arrays.
+
+    The first recording always has frames without a face (the rest at the real rate), so that even a tiny data set
+    holds the real files' faceless frames."""
     check_args(n_signs, n_participants, per_sign, seed)
     rng = np.random.default_rng([seed, ID_SALT])
     participants = 10_000 + rng.choice(90_000, n_participants, replace=False)  # 5 digits, like the real ids
@@ -444,7 +466,9 @@ def sequences(n_signs: int, n_participants: int, per_sign: int, seed: int = 0) -
             for r in range(per_sign):
                 seq_rng = np.random.default_rng([seed, SEQUENCE_SALT, p, s, r])
                 first = int(seq_rng.integers(1, MAX_FIRST_FRAME + 1))
-                yield SynthSequence(participant, next(ids), names[s], first, render(seq_rng, recipes[s], signer))
+                faceless = True if p == s == r == 0 else None
+                yield SynthSequence(participant, next(ids), names[s], first,
+                                    render(seq_rng, recipes[s], signer, faceless=faceless))
 
 
 @cache

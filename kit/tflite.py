@@ -1,7 +1,10 @@
 """The competition's model contract, checked with the TFLite interpreter the scorer's runtime is closest to.
 
 Contract: a `model.tflite` (alone in `submission.zip`) whose signature `serving_default` takes `inputs` float32
-`[n_frames, 543, 3]` (NaN where a landmark is missing) and returns `outputs` `[250]`.
+`[n_frames, 543, 3]` (NaN where a landmark is missing) and returns `outputs`, of which the scorer takes the argmax.
+What the scorer needs of `outputs` is 250 values at run time: a model whose output's shape signature is dynamic
+(`[-1]`, as in some public competition models whose graphs lose the static shape) scores exactly as one declared
+`[250]`, so a dynamic shape is a note here, and the run-time count is checked on real inputs (kit.gates).
 """
 
 from __future__ import annotations
@@ -50,8 +53,9 @@ def interpreter(model: bytes, threads: int = 1, xnnpack: bool = True):
     return interp
 
 
-def contract_problems(interp) -> list[str]:
-    """Every way the interpreter's signature differs from the contract (empty when it fits)."""
+def contract_problems(interp, n_classes: int = N_CLASSES) -> list[str]:
+    """Every way the interpreter's signature differs from the contract (empty when it fits): `n_classes` outputs
+    (250: the competition's signs; a model of your own vocabulary has one per sign)."""
     signatures = interp.get_signature_list()
     if SIGNATURE not in signatures:
         return [f"signature {SIGNATURE!r} is missing (found {sorted(signatures) or 'none'})"]
@@ -71,26 +75,55 @@ def contract_problems(interp) -> list[str]:
     if list(spec_in["shape_signature"]) != [-1, N_LANDMARKS, 3]:
         problems.append(f"input {INPUT!r} should have shape [None, {N_LANDMARKS}, 3], "
                         f"found {_shape(spec_in['shape_signature'])}")
-    if list(spec_out["shape_signature"]) != [N_CLASSES]:
-        problems.append(f"output {OUTPUT!r} should have shape [{N_CLASSES}], found {_shape(spec_out['shape_signature'])}")
+    shape = [int(d) for d in spec_out["shape_signature"]]
+    if all(d >= 0 for d in shape) and int(np.prod(shape)) != n_classes:  # a static shape that cannot hold them
+        problems.append(f"output {OUTPUT!r} should have shape [{n_classes}], found {_shape(shape)}")
     return problems
+
+
+def output_note(interp) -> str:
+    """A note when the output's declared shape is not exactly `[250]` (dynamic, or with extra 1-sized axes): the
+    scorer's argmax still works on it if it holds 250 values at run time, which only running it can show."""
+    spec = interp.get_signature_runner(SIGNATURE).get_output_details()[OUTPUT]
+    shape = [int(d) for d in spec["shape_signature"]]
+    if len(shape) == 1 and shape[0] >= 0:
+        return ""
+    return (f"output {OUTPUT!r} declares shape {_shape(shape)}, not a fixed [n]: accepted because the scorer takes "
+            "the argmax of whatever it returns; the values it returns at run time are checked on real inputs")
 
 
 def _shape(shape) -> str:
     return "[" + ", ".join("None" if d < 0 else str(d) for d in shape) + "]"
 
 
-def contract_runner(interp, where: str = "model"):
-    """A function frames -> probabilities `[250]`; a model off the contract is refused with what was found."""
-    problems = contract_problems(interp)
+def contract_runner(interp, where: str = "model", n_classes: int = N_CLASSES):
+    """A function frames -> outputs `[n_classes]` (flattened, as the scorer's argmax sees them); a model off the
+    contract is refused with what was found, before it runs or, for a dynamic output shape, when it runs."""
+    problems = contract_problems(interp, n_classes)
     if problems:
         raise KitError(f"{where}: does not fit the competition contract: {'; '.join(problems)}")
     runner = interp.get_signature_runner(SIGNATURE)
 
     def predict(frames: np.ndarray) -> np.ndarray:
-        return runner(**{INPUT: np.asarray(frames, dtype=np.float32)})[OUTPUT]
+        frames = np.asarray(frames, dtype=np.float32)
+        out = np.reshape(runner(**{INPUT: frames})[OUTPUT], -1)
+        if out.size != n_classes:
+            raise KitError(f"{where}: output {OUTPUT!r} gave {out.size} values for a {len(frames)}-frame input, "
+                           f"where the contract needs {n_classes}")
+        return out
 
     return predict
+
+
+def n_outputs(interp, frames: np.ndarray | None = None) -> int:
+    """How many values `outputs` holds: from the declared shape when it is static, else by running `frames`
+    (default: 10 frames of NaN, the least the contract promises to handle)."""
+    runner = interp.get_signature_runner(SIGNATURE)
+    shape = [int(d) for d in runner.get_output_details()[OUTPUT]["shape_signature"]]
+    if all(d >= 0 for d in shape):
+        return int(np.prod(shape))
+    frames = np.full((10, N_LANDMARKS, 3), np.nan, np.float32) if frames is None else frames
+    return int(np.size(runner(**{INPUT: np.asarray(frames, np.float32)})[OUTPUT]))
 
 
 def op_names(interp) -> list[str]:

@@ -2,7 +2,8 @@
 
 Run directory layout (everything export and evaluate need travels with the weights):
 
-    RUN/config.json            the resolved config
+    RUN/config.json            the resolved config (model.n_classes: the signs of the data's map)
+    RUN/sign_to_prediction_index_map.json   the data's sign map: the names of the models' outputs
     RUN/run.json               cache, folds and strategy of the run (what --resume needs)
     RUN/folds.csv              sequence_id, participant_id, fold
     RUN/cv.json, RUN/report.md per-fold, per-participant and overall out-of-fold accuracy, confused signs
@@ -40,7 +41,7 @@ import keras
 import numpy as np
 
 from kit import config as config_mod
-from kit import track
+from kit import track, vocabulary
 from kit.config import Config
 from kit.cv import CVResult, summarize
 from kit.devices import backend_accelerators
@@ -61,7 +62,8 @@ DEFAULT_CACHE, DEFAULT_RUN = Path("cache"), Path("runs/run")  # kit train's --ca
 def build_model(cfg: Config, precision: str | None = None) -> keras.Model:
     """The model a config describes, with fresh weights, in `precision` (default: the config's train.precision)."""
     return create_model(cfg.model.name, max_len=cfg.preprocess.max_len, n_features=n_features(cfg.preprocess),
-                        precision=precision or cfg.train.precision, **cfg.model.overrides)
+                        n_classes=cfg.model.n_classes, precision=precision or cfg.train.precision,
+                        **cfg.model.overrides)
 
 
 def load_fold_model(fold_dir: Path) -> tuple[keras.Model, Config]:
@@ -111,6 +113,7 @@ def train(cfg: Config, cache_dir: Path, run_dir: Path, n_folds: int = 5, only_fo
 
     build_model(cfg)  # fail fast on a bad model name or size, before any data is read
     cache = open_cache(cache_dir)
+    cfg = vocabulary.with_signs(cfg, cache.signs, cache_dir)  # one output per sign of the data's map
     folds = assign_folds(cache.participant_ids, n_folds)
     wanted = list(range(n_folds)) if only_folds is None else sorted(set(only_folds))
     bad = [k for k in wanted if not 0 <= k < n_folds]
@@ -122,6 +125,7 @@ def train(cfg: Config, cache_dir: Path, run_dir: Path, n_folds: int = 5, only_fo
     recorded = _check_same_run(run_dir, meta, cfg, n_folds)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / "config.json")
+    vocabulary.write_map(run_dir, cache.signs)
     meta.update(cache=str(Path(cache_dir).resolve()), n_folds=n_folds, folds=sorted(set(recorded) | set(wanted)),
                 strategy=strategy)
     write_meta(run_dir, meta)

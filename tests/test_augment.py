@@ -42,6 +42,17 @@ def test_affine_keeps_distances_to_head_and_missing_points():
     assert not np.allclose(rotated[:, list(L.RIGHT_HAND)], x[:, list(L.RIGHT_HAND)])
 
 
+def test_affine_turns_frames_without_a_face_around_the_pose_s_nose():
+    """Real files have frames without a face: there the pose's nose is the head (kit/head.py), so rotating keeps
+    the hands of those frames (instead of turning them into NaN) and their distance to it."""
+    x = frames()
+    x[2:4, list(L.FACE)] = np.nan
+    rotated = augment.random_affine(tf.constant(x), 30.0, 0.0, 0.0, tf.constant([3, 4], tf.int64)).numpy()
+    assert np.isfinite(rotated[2:4, list(L.RIGHT_HAND)]).all() and np.isnan(rotated[2:4, list(L.FACE)]).all()
+    dist = lambda a: np.linalg.norm(a[2:4, list(L.RIGHT_HAND), :2] - a[2:4, L.POSE_HEAD, None, :2], axis=-1)
+    np.testing.assert_allclose(dist(rotated), dist(x), atol=1e-5)
+
+
 def test_mixup_keeps_labels_a_distribution():
     """Mixed labels still sum to 1 per example; masks are the union of the mixed examples' masks."""
     inputs = {"features": tf.random.normal([8, 5, 3]), "mask": tf.cast(tf.random.uniform([8, 5]) > 0.5, tf.float32)}

@@ -85,6 +85,48 @@ def test_resampling_holds_the_latest_frame_at_each_output_time():
         assert times[i] <= k / 30 + 1e-6 and (i + 1 == len(times) or times[i + 1] > k / 30)
 
 
+def test_a_frame_with_a_pose_but_no_face_is_kept_as_the_competition_files_keep_it():
+    """Real competition files hold frames whose 468 face points are all NaN (three of the shared real samples do):
+    capture keeps such a frame with a NaN face, and drops only frames without a pose (never missing in the real
+    files). Holistic's output is built by hand here: no real clip of ours loses the face."""
+    from kit.capture import Tracked, competition_frames
+    from kit.sources import Source
+
+    landmarks = np.random.default_rng(0).uniform(0.2, 0.8, (4, L.N_LANDMARKS, 3))
+    landmarks[1, :468] = np.nan  # no face: kept
+    landmarks[2, L.OFFSET["pose"]:L.OFFSET["pose"] + 33] = np.nan  # no pose: dropped
+    landmarks[3, list(L.LEFT_HAND)] = np.nan
+    source = Source("clip.mp4", "video", 30.0, 4, lambda: iter(()))
+    frames, shown = competition_frames(Tracked(source, landmarks, np.arange(4), 30.0, 4, 4, 0.1))
+    assert shown.tolist() == [0, 1, 3]
+    assert np.isnan(frames[1, :468]).all() and np.isfinite(frames[1, 468:]).all()
+
+
+def test_own_vocabulary_folders_grow_their_map_one_new_sign_at_a_time(tmp_path):
+    """--vocabulary own: a new folder's map holds only the signs recorded into it, each new one appended (the signs
+    already there keep their output index); a competition folder refuses to become one, and an own folder refuses
+    --vocabulary competition. A folder of the competition's map still takes only its 250 signs."""
+    from kit.capture import _plan_output, add_to_dataset
+    from kit.prepare import read_sign_map
+
+    frames = np.random.default_rng(0).uniform(0.2, 0.8, (3, L.N_LANDMARKS, 3))
+    own = tmp_path / "own"
+    for sign, expected in (("wave", ["wave"]), ("my-name", ["wave", "my-name"]), ("wave", ["wave", "my-name"])):
+        plan = _plan_output(None, own, 1, sign, "own" if sign == "wave" else None)
+        path, row, note = add_to_dataset(*plan, frames, {})
+        assert read_sign_map(own / L.SIGN_MAP_NAME) == expected and row["sign"] == sign and path.is_file()
+        assert ("new sign" in note) == (sign == "my-name" or len(expected) == 1 and row["sequence_id"] == 1)
+    with pytest.raises(KitError, match="is an own vocabulary, not the competition's 250 signs"):
+        _plan_output(None, own, 1, "wave", "competition")
+    competition = tmp_path / "competition"
+    add_to_dataset(*_plan_output(None, competition, 1, "cloud", None), frames, {})
+    assert len(read_sign_map(competition / L.SIGN_MAP_NAME)) == 250
+    with pytest.raises(KitError, match="record them into a new folder with --vocabulary own"):
+        _plan_output(None, competition, 1, "wave", None)
+    with pytest.raises(KitError, match="holds the competition's 250-sign map: record your own vocabulary"):
+        _plan_output(None, competition, 1, "wave", "own")
+
+
 def test_photo_gives_every_point_of_face_hands_and_pose_as_the_signer_sees_left_and_right(photo):
     """One photo, one frame: 468 face, 21 + 21 hand and 33 pose points; the red (right) hand is the player's
     right, on the picture's left, beside the pose's right wrist: unmirrored, as in the competition's files."""
@@ -101,8 +143,8 @@ def test_photo_gives_every_point_of_face_hands_and_pose_as_the_signer_sees_left_
     assert np.linalg.norm(left_wrist - pose[L.POSE_LEFT_WRIST, :2]) < 0.1
 
 
-def test_video_is_resampled_to_30_fps_keeping_only_frames_with_face_and_pose(clip):
-    """60 frames at 23.976 fps are 2.5 s: 75 frames at 30 fps, less those without a face or pose (the first frame
+def test_video_is_resampled_to_30_fps_keeping_only_frames_with_a_pose(clip):
+    """60 frames at 23.976 fps are 2.5 s: 75 frames at 30 fps, less those without a pose (the first frame
     of the clip is a cut); the character's right hand is tracked in most frames, her left hand is out of the
     picture; a part is found whole or not at all."""
     from kit.parquet import read_landmarks
@@ -113,7 +155,7 @@ def test_video_is_resampled_to_30_fps_keeping_only_frames_with_face_and_pose(cli
     counts = {name: finite_points(frames, name) for name, _ in L.TYPES}
     for name, count in L.TYPES:
         assert set(counts[name].tolist()) <= {0, count}, f"{name}: partly found in some frame"
-    assert (counts["face"] == 468).all() and (counts["pose"] == 33).all()
+    assert (counts["pose"] == 33).all() and (counts["face"] == 468).sum() >= 0.9 * clip.frames
     assert clip.found == {name: int((counts[name] > 0).sum()) for name, _ in L.TYPES}
     assert clip.found["right_hand"] >= 0.75 * clip.frames and clip.found["left_hand"] <= 3
     assert 0 < clip.ms_per_frame < 1000
@@ -148,7 +190,7 @@ def test_captures_join_a_competition_folder_and_pass_kit_prepare(mediapipe_ready
                                  "--sign", "cloud"])
     assert result.exit_code == 0, result.output
     assert "added to" in result.stdout and "participant 90001, sequence 1, sign cloud" in result.stdout
-    add_to_dataset(data, 90002, "owie", read_landmarks(clip.out, np.float64), capture_info(clip.out))
+    add_to_dataset(data, 90002, "owie", False, read_landmarks(clip.out, np.float64), capture_info(clip.out))
     rows = (data / "train.csv").read_text().splitlines()
     assert rows == ["path,participant_id,sequence_id,sign", "train_landmark_files/90001/1.parquet,90001,1,cloud",
                     "train_landmark_files/90002/2.parquet,90002,2,owie"]
@@ -190,7 +232,7 @@ def test_folder_of_frames_is_one_recording_taken_frame_for_frame(mediapipe_ready
 
     result = runner.invoke(app, ["capture", str(tmp_path / "cut.png"), "--out", str(tmp_path / "cut.parquet")])
     assert result.exit_code == 1 and result.output.strip().splitlines()[-1].startswith(
-        f"Error: {tmp_path / 'cut.png'}: MediaPipe found no face and pose together")
+        f"Error: {tmp_path / 'cut.png'}: MediaPipe found no pose")
     assert not (tmp_path / "cut.parquet").exists()
 
 

@@ -80,7 +80,8 @@ def test_evaluate_reads_submission_zip_and_filters_signers(synth_data, tmp_path)
 
 
 def test_real_samples_are_scored(shared_samples, tmp_path):
-    """The two labelled real samples (cloud, owie) load and score through the scorer's loader."""
+    """The five labelled real samples (cloud, owie, hello, thankyou x2; three with frames without a face) load and
+    score through the scorer's loader."""
     data = tmp_path / "real"
     shutil.copytree(shared_samples / "train_landmark_files", data / "train_landmark_files")
     shutil.copy(shared_samples / "sign_to_prediction_index_map.json", data)
@@ -89,7 +90,7 @@ def test_real_samples_are_scored(shared_samples, tmp_path):
     pd.DataFrame(rows).to_csv(data / "train.csv", index=False)
     (tmp_path / "m.tflite").write_bytes(frame_count_model())
     result = evaluate(tmp_path / "m.tflite", data)
-    assert result.n == 2
+    assert result.n == 5
     assert result.accuracy == independent_accuracy(frame_count_model(), data, pd.DataFrame(rows))
 
 

@@ -34,6 +34,17 @@ def test_exported_model_keeps_contract_and_stays_finite(exported):
         assert abs(out.sum() - 1) < 1e-4, name
 
 
+def test_predict_answers_on_the_real_files_with_frames_without_a_face(exported, shared_samples):
+    """kit predict on the three real files whose face is missing in some frames: read as data, a finite
+    distribution over the 250 signs, no error."""
+    from kit.predict import predict
+
+    for sample in ("30680/2113802134", "27610/4023682555", "49445/1603631219"):
+        answer = predict(exported.submission, shared_samples / "train_landmark_files" / f"{sample}.parquet")
+        assert answer.frames in (6, 7) and len(answer.top) == 5
+        assert all(np.isfinite(p) for _, _, p in answer.top), sample
+
+
 def test_exported_graph_has_only_builtin_ops(exported):
     """No Flex or custom op, and no variable ops left behind (those read as NaN in the interpreter)."""
     ops = tflite.op_names(tflite.interpreter(tflite.read_model(exported.submission)))
@@ -53,7 +64,7 @@ def test_two_architectures_from_two_runs_ensemble_and_pass_every_gate(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "mix" / "export.json").read_text())
     assert report["passed"] and [g["name"] for g in report["gates"]] == [
-        "signature", "ops", "size", "finite", "latency", "parity"]
+        "signature", "ops", "size", "finite", "latency", "parity", "vocabulary"]
     assert report["models"] == [str(conv / "fold0"), str(llama / "fold1")]
     assert "FAIL" not in result.output
 

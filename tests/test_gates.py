@@ -68,6 +68,35 @@ def test_wrong_number_of_classes_is_refused():
     assert failed == {"signature": "output 'outputs' should have shape [250], found [43]"}
 
 
+def test_a_dynamic_output_shape_with_250_values_passes_with_a_note():
+    """The scorer takes the argmax of whatever `outputs` holds: a public competition model whose output's shape
+    signature is [-1] (its graph lost the static shape) yet returns 250 values passes every gate, with a note."""
+    model = contract_model(lambda x: tf.boolean_mask(good(x), good(x) > -1.0))  # data-dependent: shape [-1]
+    gates = check_model(model)
+    assert not failures(gates)
+    signature = next(g for g in gates if g.name == "signature")
+    assert "declares shape [None], not a fixed [n]" in signature.detail and signature.data["note"]
+
+
+def test_a_dynamic_output_shape_with_the_wrong_count_at_run_time_is_refused():
+    """A dynamic output that returns 249 values for a real input fails the finite gate, which runs it."""
+    model = contract_model(lambda x: tf.boolean_mask(good(x), good(x) > tf.reduce_min(good(x))))
+    failed = failed_gate(model)
+    assert list(failed) == ["finite"]
+    assert "18 frames (a real file's median length) (output 'outputs' gave 249 values for a 18-frame input, " \
+           "where the contract needs 250)" in failed["finite"]
+
+
+def test_a_graph_that_breaks_on_frames_without_a_face_is_refused():
+    """Real files have frames whose face is all NaN: a graph that reads face points without removing NaN gives NaN
+    there, and the finite gate names those cases (not the hand cases, which it handles)."""
+    face_first = lambda x: tf.nn.softmax(tf.fill([250], tf.reduce_mean(x[:, :468])) + safe_mean(x[:, 468:]))
+    failed = failed_gate(contract_model(face_first))
+    assert list(failed) == ["finite"]
+    assert "frames without a face" in failed["finite"] and "no face in any frame" in failed["finite"]
+    assert "no hand in any frame" not in failed["finite"]
+
+
 def test_model_over_40_mb_is_refused():
     """A model over 40 MB fails the size gate (built cheaply: one 42 MB constant table)."""
     table = np.ones((10_500_000,), np.float32)

@@ -26,12 +26,14 @@ HANDS = ("left_hand", "right_hand")
 
 
 def random_frames(rng: np.random.Generator, n_frames: int) -> np.ndarray:
-    """Valid landmarks `[n_frames, 543, 3]` float32: face and pose always present, each hand NaN in some frames."""
+    """Valid landmarks `[n_frames, 543, 3]` float32 as in the real files: pose always present, each hand NaN in
+    some frames, and the face NaN (all 468 points) in a few."""
     frames = rng.uniform(0.0, 1.0, size=(n_frames, N_LANDMARKS, 3)).astype(np.float32)
     frames[..., 2] -= 0.5  # z is centred on zero in MediaPipe output
     for hand in HANDS:
         gone = rng.random(n_frames) < 0.5
         frames[gone, OFFSET[hand]:OFFSET[hand] + 21] = np.nan
+    frames[rng.random(n_frames) < 0.05, :OFFSET["left_hand"]] = np.nan
     return frames
 
 
@@ -81,7 +83,7 @@ def real_files(samples: Path) -> list[Path]:
 def test_real_samples_read_as_the_competition_loader_reads_them(shared_samples):
     """Every real sample gives the same float32 [frames, 543, 3] array as the competition's loader, NaN included."""
     files = real_files(shared_samples)
-    assert len(files) == 7
+    assert len(files) == 10
     for path in files:
         expected = competition_loader(path)
         got = read_landmarks(path)
@@ -89,15 +91,24 @@ def test_real_samples_read_as_the_competition_loader_reads_them(shared_samples):
         np.testing.assert_array_equal(got, expected)  # NaN positions must match too
 
 
-def test_real_samples_keep_frame_counts_and_missing_hands(shared_samples):
-    """Frame counts are the row count / 543 (3..105 in the samples); face and pose are complete, hands may be NaN."""
+# The frames without a face in the real samples (README of islr-samples): 1, 2 and 5 frames in three files.
+REAL_FACELESS = {"2113802134": [4], "4023682555": [1, 2, 3, 4, 5], "1603631219": [2, 3]}
+
+
+def test_real_samples_keep_frame_counts_missing_hands_and_frames_without_a_face(shared_samples):
+    """Frame counts are the row count / 543 (3..105 in the samples). Pose is complete in every frame; a face or a
+    hand is either whole or NaN in all its points, and three real files have frames without a face: those read as
+    data, not damage, at the frames where the competition's loader finds them."""
     lengths = {}
     for path in real_files(shared_samples):
         frames = read_landmarks(path)
         lengths[path.stem] = len(frames)
-        assert not np.isnan(frames[:, :OFFSET["left_hand"]]).any()
         assert not np.isnan(frames[:, OFFSET["pose"]:OFFSET["right_hand"]]).any()
+        face = np.isnan(frames[:, :OFFSET["left_hand"]])
+        assert (face.all(axis=(1, 2)) | ~face.any(axis=(1, 2))).all()
+        assert np.flatnonzero(face.all(axis=(1, 2))).tolist() == REAL_FACELESS.get(path.stem, [])
     assert lengths["100015657"] == 105 and lengths["1006440534"] == 3 and lengths["239181"] == 30
+    assert lengths["4023682555"] == 7 and lengths["2113802134"] == 6 and lengths["1603631219"] == 6
 
 
 def test_float16_reading_rounds_each_value_to_nearest(shared_samples):
@@ -138,15 +149,15 @@ def test_bad_file_keeps_path_and_problem(tmp_path):
     assert str(caught.value) == f"{path}: empty file (0 bytes): download it again"
 
 
-@pytest.mark.parametrize("damage", ["face NaN", "pose NaN", "face inf", "hand inf", "hand 1e5"])
+@pytest.mark.parametrize("damage", ["face inf", "pose -inf", "hand inf", "hand 1e5"])
 def test_float16_reading_finds_the_same_damage_as_float32(tmp_path, damage):
     """The float16 reader's one-pass check of the bits finds what the float32 checks find, with the same words."""
     frames = random_frames(np.random.default_rng(2), 6)
-    frame, landmark = {"face NaN": (1, 7), "pose NaN": (4, 500), "face inf": (2, 3), "hand inf": (3, 530),
-                       "hand 1e5": (5, 470)}[damage]
+    frames[:, :OFFSET["left_hand"]] = 0.5  # a face in every frame, so that the damage is the only odd value
+    frame, landmark = {"face inf": (2, 3), "pose -inf": (4, 500), "hand inf": (3, 530), "hand 1e5": (5, 470)}[damage]
     frames[:, OFFSET["left_hand"]:OFFSET["left_hand"] + 21] = 0.5  # present, so that the hand values stick
     frames[:, OFFSET["right_hand"]:OFFSET["right_hand"] + 21] = 0.5
-    frames[frame, landmark, 1] = {"NaN": np.nan, "inf": np.inf, "1e5": 1e5}[damage.split()[1]]
+    frames[frame, landmark, 1] = {"inf": np.inf, "-inf": -np.inf, "1e5": 1e5}[damage.split()[1]]
     path = write_landmarks(tmp_path / "damaged.parquet", frames)
     problems = []
     for dtype in (np.float16, np.float32):
@@ -157,11 +168,17 @@ def test_float16_reading_finds_the_same_damage_as_float32(tmp_path, damage):
     assert f"frame {frame}" in problems[0]
 
 
-def test_missing_hands_alone_are_not_damage(tmp_path):
-    """NaN hands (out of view) pass both checks; the float16 result is the float32 one rounded."""
+@pytest.mark.parametrize("missing", ["hands", "face", "pose", "every landmark"])
+def test_missing_landmarks_are_data_not_damage(tmp_path, missing):
+    """NaN is how the competition's files say "not found": hands out of view, frames without a face (real files
+    have them), and, never seen in the real files but the same encoding, a frame without a pose or without anything.
+    Each passes both readers; the float16 result is the float32 one rounded."""
     frames = random_frames(np.random.default_rng(3), 9)
-    path = write_landmarks(tmp_path / "hands.parquet", frames)
-    assert np.isnan(frames).any()
+    where = {"hands": slice(OFFSET["left_hand"], OFFSET["pose"]), "face": slice(0, OFFSET["left_hand"]),
+             "pose": slice(OFFSET["pose"], OFFSET["right_hand"]), "every landmark": slice(None)}[missing]
+    frames[2:5, where] = np.nan
+    path = write_landmarks(tmp_path / "missing.parquet", frames)
+    np.testing.assert_array_equal(read_landmarks(path), frames)
     np.testing.assert_array_equal(read_landmarks(path, dtype=np.float16), frames.astype(np.float16))
 
 

@@ -78,7 +78,8 @@ def make_data(data: Path, n_files: int, **kwargs) -> Path:
 
 @pytest.fixture
 def real_data(tmp_path, shared_samples) -> Path:
-    """The 7 real samples as a competition folder; the 5 rows without a sign get signs from the map."""
+    """The 10 real samples as a competition folder (three with frames without a face); the 5 rows without a sign
+    get signs from the map."""
     data = tmp_path / "real"
     shutil.copytree(shared_samples / "train_landmark_files", data / "train_landmark_files")
     shutil.copy(shared_samples / "sign_to_prediction_index_map.json", data)
@@ -113,14 +114,15 @@ def committed_paths(cache: Path) -> set[str]:
 # ---------------------------------------------------------------- the real samples
 
 def test_real_samples_are_cached_with_ids_labels_and_frames(real_data, tmp_path):
-    """kit prepare caches the 7 real files: ids and labels from train.csv and the map, frames as read (float16)."""
+    """kit prepare caches the 10 real files, frames without a face included (real data, not damage): ids and labels
+    from train.csv and the map, frames as read (float16)."""
     result = prepare(real_data, tmp_path / "cache")
     assert result.exit_code == 0, result.output
-    assert "Cache " + str(tmp_path / "cache") + ": 7 sequences, 373 frames (1.2 MB of float16). " \
-           "This run read 7 new or changed files and reused 0 unchanged ones" in result.output
+    assert "Cache " + str(tmp_path / "cache") + ": 10 sequences, 392 frames (1.3 MB of float16). " \
+           "This run read 10 new or changed files and reused 0 unchanged ones" in result.output
     cache = open_cache(tmp_path / "cache")
     rows = list(csv.DictReader(open(real_data / "train.csv")))
-    assert len(cache) == 7 and cache.signs == SIGNS
+    assert len(cache) == 10 and cache.signs == SIGNS
     assert cache.sequence_ids.dtype == np.int64 and cache.participant_ids.dtype == np.int64
     assert cache.labels.dtype == np.int32 and cache.lengths.dtype == np.int32
     assert cache.sequence_ids.tolist() == [int(r["sequence_id"]) for r in rows]
@@ -177,14 +179,10 @@ FILE_CASES = {  # how the second file (line 3 of train.csv, 10 frames) is damage
         lambda p: _rewrite(p, _pose_before_left_hand),
         "row 1011 (frame 1) is pose 0 where left_hand 0 belongs: every frame must list face (468), "
         "left_hand (21), pose (33), right_hand (21) landmarks in index order"),
-    "face NaN": (
-        lambda p: _set_frames(p, lambda f: f.__setitem__((3, 10), np.nan)),
-        "face landmarks are missing (NaN) in 1 of 10 frames, first in frame 3: face and pose are present in "
-        "every frame of the competition data, so the file is damaged; download it again"),
-    "pose NaN": (
-        lambda p: _set_frames(p, lambda f: f.__setitem__((slice(4, 6), 500), np.nan)),
-        "pose landmarks are missing (NaN) in 2 of 10 frames, first in frame 4: face and pose are present in "
-        "every frame of the competition data, so the file is damaged; download it again"),
+    "infinite coordinate": (
+        lambda p: _set_frames(p, lambda f: f.__setitem__((3, 10, 0), -np.inf)),
+        "coordinates beyond ±65504 or infinite in frame 3: landmarks are normalized image coordinates near "
+        "0..1, so the file is damaged; download it again"),
     "huge coordinate": (
         lambda p: _set_frames(p, lambda f: f.__setitem__((2, 530, 1), 1e6)),
         "coordinates beyond ±65504 or infinite in frame 2: landmarks are normalized image coordinates near "
@@ -248,7 +246,7 @@ def test_skip_bad_lists_bad_files_and_caches_the_rest(tmp_path):
     """--skip-bad goes on past bad files, lists them in bad_files.csv (train.csv order) and says how many."""
     data = make_data(tmp_path / "data", 8)
     (data / "train_landmark_files/102/1001.parquet").write_bytes(b"")
-    _set_frames(data / "train_landmark_files/101/1003.parquet", lambda f: f.__setitem__((0, 0), np.nan))
+    _set_frames(data / "train_landmark_files/101/1003.parquet", lambda f: f.__setitem__((0, 0), np.inf))
     (data / "train_landmark_files/103/1005.parquet").unlink()
     _damage_csv(data, 8, "train_landmark_files/101/1006.parquet,101,1006,no-such-sign")
     cache = tmp_path / "cache"
@@ -257,13 +255,12 @@ def test_skip_bad_lists_bad_files_and_caches_the_rest(tmp_path):
     assert f"Skipped 4 bad files, listed in {cache / 'bad_files.csv'}." in result.output
     with open(cache / "bad_files.csv", newline="") as f:
         listed = list(csv.reader(f))
-    n = pq.read_metadata(data / "train_landmark_files/101/1003.parquet").num_rows // 543
     assert listed == [
         ["path", "problem"],
         ["train_landmark_files/102/1001.parquet", "empty file (0 bytes): download it again"],
         ["train_landmark_files/101/1003.parquet",
-         f"face landmarks are missing (NaN) in 1 of {n} frames, first in frame 0: face and pose are present in "
-         "every frame of the competition data, so the file is damaged; download it again"],
+         "coordinates beyond ±65504 or infinite in frame 0: landmarks are normalized image coordinates near 0..1, "
+         "so the file is damaged; download it again"],
         ["train_landmark_files/103/1005.parquet",
          "missing (listed on line 7 of train.csv): download the data again or remove that line"],
         ["train_landmark_files/101/1006.parquet",

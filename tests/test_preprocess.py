@@ -58,6 +58,31 @@ def test_output_shape_and_no_nan(shared_samples):
         assert np.all(features[mask == 0] == 0), name
 
 
+def test_frames_without_a_face_centre_on_the_pose_s_nose(shared_samples):
+    """Real files have frames without a face: there the pose's nose (moved by its mean offset to the face's nose)
+    is the head. A real sequence that loses its face in 6 of 30 frames keeps its hands where they were; one without
+    a face in any frame stays finite, its hands where they were up to the unit of length (lips and eyes no longer
+    count in the spread: a scale, a small shift). Train (the resident layout) and serve (543 points) agree."""
+    from kit.pipeline import RESIDENT
+
+    frames = load_scorer_frames(shared_samples / "train_landmark_files" / "22343" / "239181.parquet")
+    hands = slice(0, 2 * 2 * 21)  # x, y of both hands come first
+    with_face, mask = (t.numpy()[..., hands] for t in preprocess(frames, CFG))
+    some = frames.copy()
+    some[10:16, list(L.FACE)] = np.nan
+    partly = preprocess(some, CFG)[0].numpy()[..., hands]
+    assert np.abs(partly - with_face).max() < 0.1  # the spread changes a little: 6 frames lack lips and eyes
+    none = frames.copy()
+    none[:, list(L.FACE)] = np.nan
+    without = preprocess(none, CFG)[0].numpy()
+    assert np.isfinite(without).all()
+    a, b = without[mask == 1, hands].ravel(), with_face[mask == 1].ravel()
+    scale = a @ b / (b @ b)
+    assert np.abs(a - scale * b).max() < 0.2 * np.abs(a).max()
+    resident = preprocess(none[:, RESIDENT], CFG, RESIDENT)[0].numpy()
+    np.testing.assert_allclose(resident, without, atol=1e-6)
+
+
 def test_frames_without_a_hand_are_dropped():
     """Frames where both hands are NaN are dropped; a sequence with no hand at all keeps every frame."""
     rng = np.random.default_rng(0)

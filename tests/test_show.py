@@ -66,6 +66,18 @@ def test_real_sample_animates_into_a_gif_of_every_frame(shared_samples, tmp_path
         gif.load()
 
 
+@pytest.mark.parametrize("sample", ["30680/2113802134", "27610/4023682555", "49445/1603631219"])
+def test_real_files_with_frames_without_a_face_animate(shared_samples, tmp_path, sample):
+    """The real files whose face is missing in some frames (1, 5 and 2 of them) show like any other: one GIF frame
+    per landmark frame, the faceless ones drawn without a face."""
+    out = tmp_path / "faceless.gif"
+    result = runner.invoke(app, ["show", str(shared_samples / "train_landmark_files" / f"{sample}.parquet"), "--out",
+                                 str(out), "--dpi", str(SMALL_DPI)])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as gif:
+        assert gif.n_frames == {"30680/2113802134": 6, "27610/4023682555": 7, "49445/1603631219": 6}[sample]
+
+
 @pytest.fixture(scope="module")
 def synth_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth") / "data"

@@ -80,6 +80,23 @@ def test_cache_gives_the_same_numbers_and_bad_files_are_named(data, tmp_path):
     assert (tmp_path / "b2" / "signs.png").is_file()
 
 
+def test_real_samples_count_the_frames_without_a_face(shared_samples, tmp_path):
+    """The 10 real samples: every file is read (none is "damaged"), and 8 of their 392 frames, in 3 files, have
+    no face: counted per participant and in the summary."""
+    import shutil
+
+    data = tmp_path / "real"
+    shutil.copytree(shared_samples / "train_landmark_files", data / "train_landmark_files")
+    shutil.copy(shared_samples / "sign_to_prediction_index_map.json", data)
+    rows = pd.read_csv(shared_samples / "samples.csv").fillna({"sign": "TV"})
+    rows.to_csv(data / "train.csv", index=False)
+    stats = data_stats(data, tmp_path / "plots")
+    assert not stats.bad and sum(p.frames for p in stats.participants.values()) == 392
+    assert {pid: p.face_missing for pid, p in stats.participants.items() if p.face_missing} == {
+        27610: 5, 30680: 1, 49445: 2}
+    assert "frames without a face: 8 of 392 (2.04%) in 3 sequences" in stats.summary()
+
+
 def test_missing_train_csv_is_one_line_error(tmp_path):
     """A folder without train.csv fails with one `Error:` line naming it."""
     result = runner.invoke(app, ["stats", str(tmp_path)])
