@@ -273,7 +273,8 @@ def test_unknown_participant_is_named(stub, tmp_path):
 
 
 def test_real_samples_arrive_intact(shared_samples, tmp_path, monkeypatch):
-    """The real competition files, through the client and back: byte-identical and readable as landmarks."""
+    """The real competition files (6 of 2 signers, one with frames without a face), through the client and back:
+    byte-identical and readable as landmarks."""
     from kit.parquet import read_landmarks
 
     with KaggleStub(tmp_path / "kaggle", read_competition(shared_samples)) as server:
@@ -281,5 +282,5 @@ def test_real_samples_arrive_intact(shared_samples, tmp_path, monkeypatch):
         result = fetch(tmp_path / "data", "--participants", "16069,49445")
         assert result.exit_code == 0, result.output
     got = landmark_files(tmp_path / "data")
-    assert len(got) == 5 and all(data == (shared_samples / path).read_bytes() for path, data in got.items())
+    assert len(got) == 6 and all(data == (shared_samples / path).read_bytes() for path, data in got.items())
     assert all(read_landmarks(tmp_path / "data" / path).shape[1:] == (543, 3) for path in got)

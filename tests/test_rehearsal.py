@@ -60,7 +60,7 @@ def test_full_plan_has_the_real_shape(full):
 
 
 def test_lengths_spread_like_the_competition(full, shared_samples):
-    """Median ~33 and mean ~38 frames, 1 to 500, most under 100, a long tail; the 7 real samples' lengths (3 to
+    """Median ~33 and mean ~38 frames, 1 to 500, most under 100, a long tail; the 10 real samples' lengths (3 to
     105) fall inside the model's 0.1..99.9 percentiles (3 and 311 frames; 105 is its 98th)."""
     frames = full["frames"].to_numpy()
     assert 31 <= np.median(frames) <= 35 and 36 <= frames.mean() <= 40
@@ -69,7 +69,7 @@ def test_lengths_spread_like_the_competition(full, shared_samples):
     real = [pq.read_metadata(p).num_rows // N_LANDMARKS
             for p in (shared_samples / "train_landmark_files").glob("*/*.parquet")]
     low, high = np.percentile(frames, [0.1, 99.9])
-    assert len(real) == 7 and all(low <= n <= high for n in real), (sorted(real), low, high)
+    assert len(real) == 10 and all(low <= n <= high for n in real), (sorted(real), low, high)
 
 
 def test_a_fraction_is_a_proportional_subset_of_the_full_set(full):
