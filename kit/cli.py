@@ -171,8 +171,13 @@ def train(
             raise KitError("--sweep trains folds, and re-running the same --sweep command resumes it: drop "
                            + ("--resume" if resume is not None else "--full (full fits come after, per run)"))
         if resume is not None:
+            given = {"--cache": cache, "--out": out, "--folds": folds, "--fold": fold, "--full": full or None,
+                     "--from-cv": from_cv, "--seeds": seeds, "--member": member, "--epochs": epochs, "--model": model,
+                     "--config": config, "--recipe": recipe, "--set": set_,
+                     "--strategy": None if strategy == "auto" else strategy}
+            changes = [name for name, value in given.items() if value not in (None, [])]
             with tracking.recording(tracker, resume):
-                results = training.resume(resume)
+                results = training.resume(resume, changes=changes)
         else:
             shortcuts = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
                 [f'model.name="{model}"'] if model else [])
@@ -369,10 +374,13 @@ def fetch(
 @app.command()
 def submit(
     target: Optional[Path] = typer.Argument(
-        None, help="A run folder (uses its export/), a submission.zip or a model.tflite; default: newest under runs/."
+        None, metavar="[TARGET]", help="A run folder (uses its export/), a submission.zip or a model.tflite; "
+        "default: the exported run under runs/ with the best CV."
     ),
     message: Optional[str] = typer.Option(None, "--message", "-m", help="Description of the submission."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Render the dataset and kernel, list what would be sent."),
+    force: bool = typer.Option(False, "--force", help="Submit a run that is partial (folds missing) or whose CV is "
+                               "not above chance."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Do what can be done now; run again later to go on."),
     poll: float = typer.Option(15.0, "--poll", help="Seconds between status checks while waiting."),
 ) -> None:
@@ -380,12 +388,15 @@ def submit(
 
     Re-running continues where a failure stopped it, and after success sends nothing new.
 
+    Prints the run's CV, its folds finished of planned and the models its export keeps before anything goes up.
+
     Example: kit submit runs/run --message "5 folds"
+    Example: kit submit --dry-run   (which run would go up, and what it is worth)
     """
     from kit.submit import submit as run_submit
 
     try:
-        typer.echo(run_submit(target, message, dry_run=dry_run, wait=not no_wait, poll_seconds=poll))
+        typer.echo(run_submit(target, message, dry_run=dry_run, wait=not no_wait, poll_seconds=poll, force=force))
     except KitError as err:
         raise _fail(err)
 

@@ -86,7 +86,7 @@ def _dry_run(plan: Plan, state: dict) -> Report:
     report = Report()
     machine = ACCELERATORS[plan.accelerator][0]
     report.add(f"dry run: nothing sent; rendered {plan.kaggle_dir}")
-    report.add(f"credentials: {creds.source if creds else 'none found: ' + kaggle_api.no_credentials_message()}")
+    report.add(f"credentials: {creds.source}" if creds else kaggle_api.no_credentials_message())
     report.add(f"1. dataset {plan.dataset_ref} (private): {plan.kit_wheel.name}, {len(plan.kit_wheel.data):,} bytes"
                + (" (already uploaded)" if state.get("wheel") == plan.kit_wheel.name else ""))
     for n, (slug, group) in enumerate(state["groups"].items(), start=2):
