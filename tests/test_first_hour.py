@@ -1,0 +1,86 @@
+"""A newcomer's first hour (issue 22), as the user meets it: each command's exit code and the one line that matters.
+All share one tiny trained and exported run (conftest's trained_run)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from kit.cli import app
+
+runner = CliRunner()
+
+
+def kit(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def fold_signers(run: Path) -> dict[int, set[int]]:
+    """fold -> the signers it holds out, from the run's folds.csv."""
+    out: dict[int, set[int]] = {}
+    with (run / "folds.csv").open() as f:
+        for row in csv.DictReader(f):
+            out.setdefault(int(row["fold"]), set()).add(int(row["participant_id"]))
+    return out
+
+
+def test_export_prints_the_runs_cv_and_which_folds_top_left_out(trained_run):
+    """kit export says what the export is worth (CV, folds finished of planned, models kept) and which folds --top
+    left out, and why."""
+    run, _, output = trained_run
+    lines = output.splitlines()
+    assert lines[-1].startswith(f"run {run}: CV ") and lines[-1].endswith(
+        " over 2 of 2 folds (chance 0.250); its export keeps 1 model")
+    left = [line for line in lines if line.startswith("  left out ")]
+    assert len(left) == 1 and "on its unseen signers, below the 1 fold kept (--top 1)" in left[0]
+    assert "ensemble of 1 model:" in lines
+
+
+def test_a_run_folder_is_a_model_wherever_a_model_is(trained_run, tmp_path):
+    """evaluate, predict and check take a run folder as its exported submission.zip; a run without an export says
+    so and names kit export."""
+    run, data, _ = trained_run
+    parquet = next((data / "train_landmark_files").rglob("*.parquet"))
+    assert kit("check", run).exit_code == 0
+    predicted = kit("predict", run, parquet)
+    assert predicted.exit_code == 0, predicted.output
+    evaluated = kit("evaluate", run, "--data", data)
+    assert evaluated.exit_code == 0, evaluated.output
+    assert evaluated.stdout.startswith(f"{run}: accuracy ")
+    bare = tmp_path / "bare"
+    shutil.copytree(run, bare, ignore=shutil.ignore_patterns("export"))
+    for command in (["check", bare], ["evaluate", bare, "--data", data], ["predict", bare, parquet]):
+        result = kit(*command)
+        assert result.exit_code == 1
+        assert result.output == f"Error: {bare}: a folder with no export/submission.zip: run kit export {bare} first\n"
+
+
+def test_evaluate_warns_when_scored_signers_trained_a_member(trained_run):
+    """Leakage is said out loud: scoring signers that a member trained on ends with a warning naming how many;
+    scoring only the signers the exported fold held out gives no warning."""
+    run, data, _ = trained_run
+    import json
+
+    member = Path(json.loads((run / "export" / "export.json").read_text())["models"][0])
+    held_out = fold_signers(run)[int(member.name[4:])]
+    result = kit("evaluate", run, "--data", data)
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[-1].startswith(
+        f"warning: {4 - len(held_out)} of 4 scored signers trained a member of this model (")
+    clean = kit("evaluate", run, "--data", data, "--participants", ",".join(map(str, sorted(held_out))))
+    assert clean.exit_code == 0 and "warning" not in clean.output
+
+
+def test_cv_over_some_folds_says_k_of_n(trained_run, tmp_path):
+    """A CV line over some of the run's folds says "k of n folds", so a partial CV never reads as a whole one."""
+    run, _, _ = trained_run
+    partial = tmp_path / "partial"
+    shutil.copytree(run, partial, ignore=shutil.ignore_patterns("fold1", "export"))
+    result = kit("cv", partial)
+    assert result.exit_code == 0
+    assert result.stdout.startswith("cross-validation on unseen signers (1 of 2 folds): ")
+    whole = kit("cv", run)
+    assert whole.stdout.startswith("cross-validation on unseen signers: ")
