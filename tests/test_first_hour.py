@@ -84,3 +84,45 @@ def test_cv_over_some_folds_says_k_of_n(trained_run, tmp_path):
     assert result.stdout.startswith("cross-validation on unseen signers (1 of 2 folds): ")
     whole = kit("cv", run)
     assert whole.stdout.startswith("cross-validation on unseen signers: ")
+
+
+def every_command() -> list[list[str]]:
+    """The path of every command, e.g. ["kaggle", "train"]."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    paths = []
+    for name, command in group.commands.items():
+        sub = getattr(command, "commands", None)
+        paths += [[name, s] for s in sub] if sub else [[name]]
+    return paths
+
+
+def test_help_shows_flags_as_flags_and_arguments_by_name():
+    """One vocabulary in --help: a flag shows no <bool>, a usage line names its arguments in capitals (RUN_DIR),
+    never {run_dir}; the old spellings of renamed options stay out of --help."""
+    for path in every_command():
+        text = kit(*path, "--help").output
+        usage = next(line for line in text.splitlines() if "Usage:" in line)
+        assert "<bool>" not in text and "{" not in usage, (path, usage)
+    assert " cv [OPTIONS] RUN_DIR" in kit("cv", "--help").output
+    assert "--dest" not in kit("fetch", "--help").output and "--top" not in kit("predict", "--help").output
+
+
+def test_a_data_folder_is_data_everywhere_and_old_spellings_still_run(tmp_path, monkeypatch):
+    """--data names a data folder in synth, fetch and stats; synth counts signers with --signers (--participants is
+    a list of signer ids); the old spellings (synth --out/--participants, fetch --dest, stats DATA) still run,
+    hidden, and giving both spellings is one error line."""
+    monkeypatch.chdir(tmp_path)
+    new = kit("synth", "--data", "new", "--signs", "2", "--signers", "2", "--per-sign", "1")
+    old = kit("synth", "--out", "old", "--signs", "2", "--participants", "2", "--per-sign", "1")
+    assert new.exit_code == old.exit_code == 0, new.output + old.output
+    assert (Path("new") / "train.csv").read_text() == (Path("old") / "train.csv").read_text()
+    both = kit("synth", "--data", "a", "--out", "b")
+    assert both.exit_code == 1 and both.output == "Error: --out is the old spelling of --data: give --data only\n"
+    for args in (["stats", "--data", "new"], ["stats", "new"]):
+        result = kit(*args)
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "stats" / "signs.png").is_file() and not (tmp_path / "new" / "stats").exists()
+    assert "--participants" not in kit("synth", "--help").output
+    assert "--data" in kit("fetch", "--help").output
