@@ -80,6 +80,14 @@ def _ids(text: Optional[str]) -> Optional[list[int]]:
         raise typer.BadParameter(f"expected comma-separated participant ids like 16069,18796, got {text!r}")
 
 
+def _check_model_name(cfg) -> None:
+    """An unknown model.name, from the table kit models lists (no Keras import), as kit.models would refuse it."""
+    from kit.model_names import MODELS
+
+    if cfg.model.name not in MODELS:
+        raise KitError(f"unknown model {cfg.model.name!r}; registered models: {', '.join(sorted(MODELS))}")
+
+
 def _base_config(file: Optional[Path], recipe: Optional[str]):
     """The config a command starts from: a JSON file, a named recipe, or the defaults (not both)."""
     from kit import config as config_mod
@@ -210,12 +218,18 @@ def train(
     Example (GPU, kit\\[gpu] extra): KERAS_BACKEND=jax kit train --recipe llama26 --set train.precision=mixed_bfloat16
     """
     from kit import config as config_mod
-    from kit import full as full_fits
-    from kit import sweep as sweeps
-    from kit import track as tracking
-    from kit import train as training
 
     try:
+        shortcuts = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
+            [f'model.name="{model}"'] if model else [])
+        overrides = shortcuts + list(set_ or [])
+        if resume is None:  # a bad --set, --config or model name fails here, in a moment, before TensorFlow loads
+            _check_model_name(config_mod.apply_overrides(_base_config(config, recipe), overrides))
+        from kit import full as full_fits
+        from kit import sweep as sweeps
+        from kit import track as tracking
+        from kit import train as training
+
         tracker = tracking.open_tracker(track)  # a bad --track or a missing MLflow stops here, not after training
         if sweep and (resume is not None or full):
             raise KitError("--sweep trains folds, and re-running the same --sweep command resumes it: drop "
@@ -229,9 +243,6 @@ def train(
             with tracking.recording(tracker, resume):
                 results = training.resume(resume, changes=changes)
         else:
-            shortcuts = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
-                [f'model.name="{model}"'] if model else [])
-            overrides = shortcuts + list(set_ or [])
             if full:
                 if folds is not None or fold:
                     raise KitError("--full trains on every signer: drop --folds/--fold (train folds and full fits "
@@ -297,15 +308,23 @@ def config(
 
 
 @app.command()
-def models() -> None:
+def models(
+    params: bool = typer.Option(False, "--params", help="Also build each model (loads TensorFlow: seconds) and "
+                                "count its parameters at max_len 64."),
+) -> None:
     """List the registered model names (for --model or --set model.name=...).
 
     Example: kit models
+    Example: kit models --params
     """
-    from kit.models import create_model, list_models
+    from kit.model_names import MODELS
 
-    for name in list_models():
-        typer.echo(f"{name}: {create_model(name, max_len=64, n_features=170).count_params():,} parameters")
+    for name, what in MODELS.items():
+        if params:
+            from kit.models import create_model
+
+            what += f"; {create_model(name, max_len=64, n_features=170).count_params():,} parameters"
+        typer.echo(f"{name}: {what}")
 
 
 @app.command()
@@ -551,6 +570,9 @@ def predict(
     from kit.predict import predict as run_predict
 
     try:
+        if source is None and webcam is None:
+            raise KitError("give a SOURCE (a landmark .parquet, a video, an image or a folder of images) or "
+                           "--webcam N")
         if source is not None and source.suffix.lower() == ".parquet" and webcam is None and seconds is None:
             what = source
         else:

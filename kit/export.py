@@ -127,6 +127,9 @@ def resolve_models(run_dir: Path | None, models: list[Path] | None, top: int) ->
     if not models:
         if run_dir is None:
             raise KitError("give a run directory (kit export runs/base) or --models FOLD_OR_RUN_DIR ...")
+        if not Path(run_dir).is_dir():
+            raise KitError(f"{run_dir}: no such folder; give a run directory that kit train --out wrote (kit runs "
+                           "lists them)")
         return pick_models(run_dir, top)
     picked = []
     for path in map(Path, models):

@@ -126,3 +126,48 @@ def test_a_data_folder_is_data_everywhere_and_old_spellings_still_run(tmp_path, 
     assert (tmp_path / "stats" / "signs.png").is_file() and not (tmp_path / "new" / "stats").exists()
     assert "--participants" not in kit("synth", "--help").output
     assert "--data" in kit("fetch", "--help").output
+
+
+def fresh(*args: str) -> tuple[int, str, list[str]]:
+    """Run `kit ARGS` in a new Python: (exit code, output, the heavy libraries it imported)."""
+    import json
+    import subprocess
+    import sys
+
+    script = ("import json, sys; from typer.testing import CliRunner; from kit.cli import app; "
+              f"r = CliRunner().invoke(app, {list(args)!r}); "
+              "print(json.dumps([r.exit_code, r.output, sorted({'tensorflow', 'keras', 'jax'} & set(sys.modules))]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    code, output, heavy = json.loads(done.stdout.strip().splitlines()[-1])
+    return code, output, heavy
+
+
+def test_fast_right_errors(tmp_path):
+    """Fast, right errors: an unknown --set key (or model name) and kit models need no TensorFlow; a missing run
+    folder, a missing landmark file and kit predict without a source each say what is wrong in one line."""
+    code, output, heavy = fresh("train", "--cache", str(tmp_path), "--out", str(tmp_path / "r"), "--set",
+                                "train.nope=1")
+    assert code == 1 and output.startswith("Error: unknown key 'train.nope'; valid: train.epochs") and heavy == []
+    code, output, heavy = fresh("train", "--model", "lama_tiny")
+    assert code == 1 and output.startswith("Error: unknown model 'lama_tiny'; registered models: ") and heavy == []
+    code, output, heavy = fresh("models")
+    assert code == 0 and heavy == [] and output.splitlines()[0].startswith("conv_transformer: ")
+
+    missing = tmp_path / "nope"
+    export = kit("export", missing)
+    assert export.exit_code == 1 and export.output == (
+        f"Error: {missing}: no such folder; give a run directory that kit train --out wrote (kit runs lists them)\n")
+    show = kit("show", tmp_path / "nope.parquet")
+    assert show.exit_code == 1 and show.output.startswith(f"Error: {tmp_path / 'nope.parquet'}: no such file; ")
+    predict = kit("predict", tmp_path / "model.tflite")
+    assert predict.exit_code == 1 and predict.output == (
+        "Error: give a SOURCE (a landmark .parquet, a video, an image or a folder of images) or --webcam N\n")
+
+
+def test_the_model_table_names_exactly_the_registered_models():
+    """kit models and the early model.name check read kit.model_names; it must name exactly the registry's."""
+    from kit.model_names import MODELS
+    from kit.models import list_models
+
+    assert sorted(MODELS) == list_models()
