@@ -88,6 +88,17 @@ def _check_model_name(cfg) -> None:
         raise KitError(f"unknown model {cfg.model.name!r}; registered models: {', '.join(sorted(MODELS))}")
 
 
+def _terminal_width() -> Optional[int]:
+    """The terminal's columns (COLUMNS when set), or None when the output goes to a pipe or a file."""
+    import os
+    import shutil
+    import sys
+
+    if os.environ.get("COLUMNS", "").isdigit() or sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
 def _base_config(file: Optional[Path], recipe: Optional[str]):
     """The config a command starts from: a JSON file, a named recipe, or the defaults (not both)."""
     from kit import config as config_mod
@@ -651,7 +662,7 @@ def runs(
         page = write_html(found, html) if html else None
     except KitError as err:
         raise _fail(err)
-    typer.echo(to_json(found) if as_json else render(found))
+    typer.echo(to_json(found) if as_json else render(found, width=_terminal_width()))
     if page:
         typer.echo(f"wrote {page}", err=as_json)
 

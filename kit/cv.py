@@ -84,6 +84,8 @@ def summarize(run_dir: Path) -> CVResult:
         "oof_accuracy": result.oof_accuracy, "n_sequences": result.n_sequences, "chance": result.chance,
         "fold_accuracy": {str(k): v for k, v in sorted(fold_acc.items())},
         "participant_accuracy": per_participant,
+        "participant_sequences": {str(p): int(np.sum(participants == p)) for p in np.unique(participants)},
+        "sign_accuracy": {names[int(t)]: float(hits[labels == t].mean()) for t in np.unique(labels)},
         "confused_pairs": [{"true": names[t], "predicted": names[p], "count": c} for t, p, c in pairs],
     }, indent=2) + "\n")
     (run_dir / "report.md").write_text(_markdown(result, per_participant, participants, pairs, names))

@@ -171,3 +171,29 @@ def test_the_model_table_names_exactly_the_registered_models():
     from kit.models import list_models
 
     assert sorted(MODELS) == list_models()
+
+
+def test_runs_fits_80_columns_and_a_lone_run_shows_its_changes(trained_run):
+    """kit runs in an 80-column terminal: every line fits and the left-out columns are named; a run listed alone
+    shows what it changed from its recipe. Piped (no terminal width), rows stay one greppable line each."""
+    run, _, _ = trained_run
+    narrow = runner.invoke(app, ["runs", str(run)], env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0, narrow.output
+    lines = narrow.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert "CV accuracy" in lines[0] and "preprocess.max_len=16" in narrow.stdout
+    assert "  (left out to fit 80 columns: " in narrow.stdout
+    piped = runner.invoke(app, ["runs", str(run)], env={"COLUMNS": ""})
+    row = next(line for line in piped.stdout.splitlines() if line.split()[:2] == ["1", run.name])
+    assert "preprocess.max_len=16" in row and "train.epochs=1" in row and row.rstrip().endswith("done")
+
+
+def test_report_shows_settings_signers_and_signs_as_numbers(trained_run):
+    """report.html opens with the model and key settings, and gives per-signer and per-sign accuracy as numbers."""
+    run, _, _ = trained_run
+    assert kit("report", run).exit_code == 0
+    page = (run / "report.html").read_text()
+    assert page.index("<h2>Model and key settings</h2>") < page.index("<h2>Cross-validation")
+    assert "<td>model</td><td>llama_tiny</td>" in page and "<td>preprocess.max_len</td><td>16</td>" in page
+    assert "<th>participant</th><th>held-out sequences</th><th>accuracy</th>" in page
+    assert "<h3>Accuracy per sign (worst first)</h3>" in page

@@ -65,7 +65,7 @@ def test_cache_gives_the_same_numbers_and_bad_files_are_named(data, tmp_path):
     from_parquet = data_stats(data, out_dir=tmp_path / "p")
     from_cache = data_stats(data, out_dir=tmp_path / "c", cache_dir=tmp_path / "cache")
     assert from_cache.lengths == from_parquet.lengths and from_cache.participants == from_parquet.participants
-    assert "from the cache" in str(from_cache)
+    assert f"from kit prepare's cache in {tmp_path / 'cache'})" in str(from_cache)
 
     broken = tmp_path / "broken"
     runner.invoke(app, ["synth", "--data", str(broken), "--signs", "2", "--signers", "1", "--per-sign", "1"])
