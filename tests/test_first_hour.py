@@ -197,3 +197,19 @@ def test_report_shows_settings_signers_and_signs_as_numbers(trained_run):
     assert "<td>model</td><td>llama_tiny</td>" in page and "<td>preprocess.max_len</td><td>16</td>" in page
     assert "<th>participant</th><th>held-out sequences</th><th>accuracy</th>" in page
     assert "<h3>Accuracy per sign (worst first)</h3>" in page
+
+
+def test_the_command_a_refusal_names_works(trained_run, tmp_path):
+    """No dead ends: kit submit refuses a partial run naming the command that finishes it; that command, run as
+    given, trains the missing fold, and the refusal no longer says partial."""
+    run, _, _ = trained_run
+    partial = tmp_path / "partial"
+    shutil.copytree(run, partial, ignore=shutil.ignore_patterns("fold1"))
+    refused = kit("submit", partial, "--dry-run")
+    line = next(line for line in refused.stdout.splitlines() if line.startswith("without --force"))
+    assert "partial: 1 of 2 folds finished" in line
+    command = line[line.index("(kit train ") + 1:line.index("), or submit")]
+    finished = kit(*command.split()[1:])
+    assert finished.exit_code == 0, finished.output
+    assert (partial / "fold1" / "metrics.json").is_file()
+    assert "partial" not in kit("submit", partial, "--dry-run").stdout
