@@ -155,7 +155,7 @@ def save_state(workdir: Path, state: dict) -> None:
     os.replace(tmp, workdir / STATE_FILE)
 
 
-def judge(target: Path | None, force: bool) -> tuple[Path, list[str]]:
+def judge(target: Path | None, force: bool | None) -> tuple[Path, list[str]]:
     """The target to submit (with no target: the best exported run by CV) and the lines that say what it is worth.
     A partial or below-chance run is refused unless `force`; a dry run (`force=None`) only says it would be."""
     from kit.quality import best_export, run_of, run_quality
@@ -172,7 +172,7 @@ def judge(target: Path | None, force: bool) -> tuple[Path, list[str]]:
     lines.append(str(quality))
     if quality.problems and not force:
         fix = f"finish it ({quality.finish})" if quality.finish and quality.folds_finished < (
-            quality.folds_planned or 0) else "train it better"
+            quality.folds_planned or 0) else "train it longer or on more data"
         refusal = f"{run}: {'; '.join(quality.problems)}: {fix}, or submit it anyway with --force"
         if force is not None:
             raise KitError(refusal)

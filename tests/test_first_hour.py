@@ -212,4 +212,4 @@ def test_the_command_a_refusal_names_works(trained_run, tmp_path):
     finished = kit(*command.split()[1:])
     assert finished.exit_code == 0, finished.output
     assert (partial / "fold1" / "metrics.json").is_file()
-    assert "partial" not in kit("submit", partial, "--dry-run").stdout
+    assert "partial: " not in kit("submit", partial, "--dry-run").stdout
