@@ -114,7 +114,7 @@ def synth(
                                         "layout); required."),
     out_old: Optional[Path] = typer.Option(None, "--out", hidden=True),  # the old spelling of --data
     signs: int = typer.Option(25, help="Number of signs (the first N of the real 250-sign map)."),
-    signers: Optional[int] = typer.Option(None, "--signers", help="Number of synthetic signers [default: 8]."),
+    signers: Optional[int] = typer.Option(None, "--signers", help="Number of synthetic signers (default 8)."),
     participants_old: Optional[int] = typer.Option(None, "--participants", hidden=True),  # old spelling of --signers
     per_sign: int = typer.Option(4, "--per-sign", help="Sequences per sign and signer."),
     seed: int = typer.Option(0, help="Random seed: the same seed writes the same files."),
@@ -433,8 +433,8 @@ def demo(
 
 @app.command()
 def fetch(
-    data: Optional[Path] = typer.Option(None, "--data", help="Folder for the competition data [default: "
-                                        "data/asl-signs]."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder for the competition data (default "
+                                        "data/asl-signs)."),
     dest_old: Optional[Path] = typer.Option(None, "--dest", hidden=True),  # the old spelling of --data
     participants: Optional[str] = typer.Option(
         None, help="Only these signers' landmark files, e.g. 16069,18796 (a quick start); default: everything."
@@ -569,7 +569,7 @@ def predict(
     seconds: Optional[float] = typer.Option(None, "--seconds", help="With --webcam: stop after this many seconds."),
     fps: float = typer.Option(30.0, "--fps", help="Resample a video or webcam to this rate (0: every frame)."),
     signs: Optional[int] = typer.Option(None, "--signs", help="How many signs to list, most likely first "
-                                        "[default: 5]."),
+                                        "(default 5)."),
     top_old: Optional[int] = typer.Option(None, "--top", hidden=True),  # old spelling of --signs (--top is export's)
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
@@ -600,7 +600,7 @@ def predict(
 @app.command()
 def stats(
     data: Optional[Path] = typer.Option(None, "--data", help="Competition folder holding train.csv and "
-                                        "train_landmark_files/ [default: data/asl-signs]."),
+                                        "train_landmark_files/ (default data/asl-signs)."),
     data_dir: Optional[Path] = typer.Argument(None, hidden=True),  # the old spelling of --data: a positional
     out: Path = typer.Option(Path("stats"), "--out", help="Folder for the PNG plots, here beside the command (a "
                              "data folder may be read-only)."),

@@ -75,8 +75,8 @@ def run_of(model_dir: Path) -> Path | None:
 
 
 def best_export(root: Path = DEFAULT_ROOT) -> tuple[Path, str]:
-    """The exported run under `root` with the best CV (runs without a CV last, then the newest export), and a line
-    saying which was picked among how many."""
+    """The exported run under `root` with the best CV (runs without a CV last; on a tie, a run without problems,
+    then the newest export), and a line saying which was picked among how many."""
     candidates = set(find_runs(root)) if root.is_dir() else set()
     candidates |= {p.parent.parent for name in EXPORTED for p in root.glob(f"*/export/{name}")}  # exports alone
     exported = sorted(path for path in candidates if any((path / "export" / name).is_file() for name in EXPORTED))
@@ -87,7 +87,7 @@ def best_export(root: Path = DEFAULT_ROOT) -> tuple[Path, str]:
     def rank(path: Path) -> tuple:
         q = run_quality(path)
         newest = max((path / "export" / n).stat().st_mtime for n in EXPORTED if (path / "export" / n).is_file())
-        return (q.cv_accuracy is not None, q.cv_accuracy or 0.0, newest)
+        return (q.cv_accuracy is not None, q.cv_accuracy or 0.0, not q.problems, newest)  # ties: whole, then new
 
     best = max(exported, key=rank)
     return best, (f"picked {best}: the best CV of {plural(len(exported), 'exported run')} under {root} (name a run "
