@@ -112,8 +112,8 @@ def left_out(run_dir: Path, picked: list[Path], top: int) -> list[str]:
     for metrics in sorted(Path(run_dir).glob("fold*/metrics.json")):
         if metrics.parent not in kept:
             accuracy = json.loads(metrics.read_text()).get("val_accuracy")
-            out.append(f"{metrics.parent}: accuracy {accuracy:.3f} on its unseen signers, below the "
-                       f"{plural(len(kept), 'fold')} kept (--top {top})" if accuracy is not None
+            out.append(f"{metrics.parent}: accuracy {accuracy:.3f} on its unseen signers, not among the "
+                       f"{plural(len(kept), 'best fold')} --top {top} keeps" if accuracy is not None
                        else f"{metrics.parent}: no validation accuracy")
     return out
 

@@ -35,7 +35,7 @@ def test_export_prints_the_runs_cv_and_which_folds_top_left_out(trained_run):
     assert lines[-1].startswith(f"run {run}: CV ") and lines[-1].endswith(
         " over 2 of 2 folds (chance 0.250); its export keeps 1 model")
     left = [line for line in lines if line.startswith("  left out ")]
-    assert len(left) == 1 and "on its unseen signers, below the 1 fold kept (--top 1)" in left[0]
+    assert len(left) == 1 and "on its unseen signers, not among the 1 best fold --top 1 keeps" in left[0]
     assert "ensemble of 1 model:" in lines
 
 
