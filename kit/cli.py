@@ -10,13 +10,48 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import typer.core
 
 from kit import quiet
 from kit.errors import KitError
 
 quiet.install()  # before any command imports TensorFlow: its start-up chatter stays off the terminal
 
-app = typer.Typer(
+class KitCommand(typer.core.TyperCommand):
+    """A command whose help reads as the README does: arguments by their metavar (RUN_DIR, never {run_dir}) in the
+    usage line, and flags as flags (--dry-run, not --dry-run <bool>)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, typer.core.TyperArgument) and param.metavar is None:
+                param.metavar = param.name.upper()
+            elif isinstance(param, typer.core.TyperOption) and param.is_flag:
+                param.metavar = ""  # a flag takes no value: no type column
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, typer.core.TyperArgument) and not param.hidden:
+                name = param.metavar + ("..." if param.nargs != 1 else "")
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+class KitTyper(typer.Typer):
+    """typer.Typer whose commands are KitCommands."""
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or KitCommand, **kwargs)
+
+
+app = KitTyper(
     add_completion=False,
     no_args_is_help=True,
     help="From raw MediaPipe landmarks to a scored Kaggle asl-signs submission. Start with `kit demo`.",
@@ -28,6 +63,13 @@ def _fail(err: Exception) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def _alias(value, old, name: str, old_name: str, default=None):
+    """An option given by its name or by its old spelling, kept hidden so that older commands still run; not both."""
+    if value is not None and old is not None:
+        raise KitError(f"{old_name} is the old spelling of {name}: give {name} only")
+    return value if value is not None else old if old is not None else default
+
+
 def _ids(text: Optional[str]) -> Optional[list[int]]:
     """Parse "16069,18796" into [16069, 18796]."""
     if not text:
@@ -36,6 +78,25 @@ def _ids(text: Optional[str]) -> Optional[list[int]]:
         return [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise typer.BadParameter(f"expected comma-separated participant ids like 16069,18796, got {text!r}")
+
+
+def _check_model_name(cfg) -> None:
+    """An unknown model.name, from the table kit models lists (no Keras import), as kit.models would refuse it."""
+    from kit.model_names import MODELS
+
+    if cfg.model.name not in MODELS:
+        raise KitError(f"unknown model {cfg.model.name!r}; registered models: {', '.join(sorted(MODELS))}")
+
+
+def _terminal_width() -> Optional[int]:
+    """The terminal's columns (COLUMNS when set), or None when the output goes to a pipe or a file."""
+    import os
+    import shutil
+    import sys
+
+    if os.environ.get("COLUMNS", "").isdigit() or sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
 
 
 def _base_config(file: Optional[Path], recipe: Optional[str]):
@@ -49,9 +110,12 @@ def _base_config(file: Optional[Path], recipe: Optional[str]):
 
 @app.command()
 def synth(
-    out: Path = typer.Option(..., "--out", help="Folder to write the data set into (competition layout)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder to write the data set into (competition "
+                                        "layout); required."),
+    out_old: Optional[Path] = typer.Option(None, "--out", hidden=True),  # the old spelling of --data
     signs: int = typer.Option(25, help="Number of signs (the first N of the real 250-sign map)."),
-    participants: int = typer.Option(8, help="Number of synthetic signers."),
+    signers: Optional[int] = typer.Option(None, "--signers", help="Number of synthetic signers (default 8)."),
+    participants_old: Optional[int] = typer.Option(None, "--participants", hidden=True),  # old spelling of --signers
     per_sign: int = typer.Option(4, "--per-sign", help="Sequences per sign and signer."),
     seed: int = typer.Option(0, help="Random seed: the same seed writes the same files."),
     like_competition: bool = typer.Option(
@@ -66,15 +130,20 @@ def synth(
 ) -> None:
     """Write a synthetic data set in exactly the competition's layout (train.csv, parquet files, sign map).
 
-    Example: kit synth --out data/synth --signs 25 --participants 8
-    Example: kit synth --like-competition --fraction 0.05 --out data/rehearsal
+    Example: kit synth --data data/synth --signs 25 --signers 8
+    Example: kit synth --like-competition --fraction 0.05 --data data/rehearsal
     """
     try:
+        out = _alias(data, out_old, "--data", "--out")
+        participants = _alias(signers, participants_old, "--signers", "--participants", default=8)
+        if out is None:
+            raise KitError("give --data FOLDER, the folder to write the data set into (e.g. kit synth --data "
+                           "data/synth)")
         if like_competition:
             from kit.rehearsal import counts_from_csv, synthesize_like_competition
 
             if (signs, participants, per_sign) != (25, 8, 4):
-                raise KitError("--signs, --participants and --per-sign do not go with --like-competition, whose "
+                raise KitError("--signs, --signers and --per-sign do not go with --like-competition, whose "
                                "shape is the real one; use --fraction for a smaller set")
             summary = synthesize_like_competition(out, fraction=fraction, seed=seed, workers=workers,
                                                   counts=counts_from_csv(counts) if counts else None)
@@ -160,23 +229,31 @@ def train(
     Example (GPU, kit\\[gpu] extra): KERAS_BACKEND=jax kit train --recipe llama26 --set train.precision=mixed_bfloat16
     """
     from kit import config as config_mod
-    from kit import full as full_fits
-    from kit import sweep as sweeps
-    from kit import track as tracking
-    from kit import train as training
 
     try:
+        shortcuts = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
+            [f'model.name="{model}"'] if model else [])
+        overrides = shortcuts + list(set_ or [])
+        if resume is None:  # a bad --set, --config or model name fails here, in a moment, before TensorFlow loads
+            _check_model_name(config_mod.apply_overrides(_base_config(config, recipe), overrides))
+        from kit import full as full_fits
+        from kit import sweep as sweeps
+        from kit import track as tracking
+        from kit import train as training
+
         tracker = tracking.open_tracker(track)  # a bad --track or a missing MLflow stops here, not after training
         if sweep and (resume is not None or full):
             raise KitError("--sweep trains folds, and re-running the same --sweep command resumes it: drop "
                            + ("--resume" if resume is not None else "--full (full fits come after, per run)"))
         if resume is not None:
+            given = {"--cache": cache, "--out": out, "--folds": folds, "--fold": fold, "--full": full or None,
+                     "--from-cv": from_cv, "--seeds": seeds, "--member": member, "--epochs": epochs, "--model": model,
+                     "--config": config, "--recipe": recipe, "--set": set_,
+                     "--strategy": None if strategy == "auto" else strategy}
+            changes = [name for name, value in given.items() if value not in (None, [])]
             with tracking.recording(tracker, resume):
-                results = training.resume(resume)
+                results = training.resume(resume, changes=changes)
         else:
-            shortcuts = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
-                [f'model.name="{model}"'] if model else [])
-            overrides = shortcuts + list(set_ or [])
             if full:
                 if folds is not None or fold:
                     raise KitError("--full trains on every signer: drop --folds/--fold (train folds and full fits "
@@ -242,15 +319,23 @@ def config(
 
 
 @app.command()
-def models() -> None:
+def models(
+    params: bool = typer.Option(False, "--params", help="Also build each model (loads TensorFlow: seconds) and "
+                                "count its parameters at max_len 64."),
+) -> None:
     """List the registered model names (for --model or --set model.name=...).
 
     Example: kit models
+    Example: kit models --params
     """
-    from kit.models import create_model, list_models
+    from kit.model_names import MODELS
 
-    for name in list_models():
-        typer.echo(f"{name}: {create_model(name, max_len=64, n_features=170).count_params():,} parameters")
+    for name, what in MODELS.items():
+        if params:
+            from kit.models import create_model
+
+            what += f"; {create_model(name, max_len=64, n_features=170).count_params():,} parameters"
+        typer.echo(f"{name}: {what}")
 
 
 @app.command()
@@ -348,7 +433,9 @@ def demo(
 
 @app.command()
 def fetch(
-    dest: Path = typer.Option(Path("data/asl-signs"), "--dest", help="Folder for the competition data."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder for the competition data (default "
+                                        "data/asl-signs)."),
+    dest_old: Optional[Path] = typer.Option(None, "--dest", hidden=True),  # the old spelling of --data
     participants: Optional[str] = typer.Option(
         None, help="Only these signers' landmark files, e.g. 16069,18796 (a quick start); default: everything."
     ),
@@ -356,11 +443,12 @@ def fetch(
 ) -> None:
     """Download the asl-signs data with your Kaggle credentials: resumable, verified, unpacked safely.
 
-    Example: kit fetch --dest data/asl-signs --participants 16069,18796
+    Example: kit fetch --data data/asl-signs --participants 16069,18796
     """
     from kit.fetch import fetch_competition
 
     try:
+        dest = _alias(data, dest_old, "--data", "--dest", default=Path("data/asl-signs"))
         typer.echo(fetch_competition(dest, participants=_ids(participants), force=force))
     except KitError as err:
         raise _fail(err)
@@ -369,10 +457,13 @@ def fetch(
 @app.command()
 def submit(
     target: Optional[Path] = typer.Argument(
-        None, help="A run folder (uses its export/), a submission.zip or a model.tflite; default: newest under runs/."
+        None, help="A run folder (uses its export/), a submission.zip or a model.tflite; "
+        "default: the exported run under runs/ with the best CV."
     ),
     message: Optional[str] = typer.Option(None, "--message", "-m", help="Description of the submission."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Render the dataset and kernel, list what would be sent."),
+    force: bool = typer.Option(False, "--force", help="Submit a run that is partial (folds missing) or whose CV is "
+                               "not above chance."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Do what can be done now; run again later to go on."),
     poll: float = typer.Option(15.0, "--poll", help="Seconds between status checks while waiting."),
 ) -> None:
@@ -380,12 +471,15 @@ def submit(
 
     Re-running continues where a failure stopped it, and after success sends nothing new.
 
+    Prints the run's CV, its folds finished of planned and the models its export keeps before anything goes up.
+
     Example: kit submit runs/run --message "5 folds"
+    Example: kit submit --dry-run   (which run would go up, and what it is worth)
     """
     from kit.submit import submit as run_submit
 
     try:
-        typer.echo(run_submit(target, message, dry_run=dry_run, wait=not no_wait, poll_seconds=poll))
+        typer.echo(run_submit(target, message, dry_run=dry_run, wait=not no_wait, poll_seconds=poll, force=force))
     except KitError as err:
         raise _fail(err)
 
@@ -480,7 +574,9 @@ def predict(
                                          "--seconds."),
     seconds: Optional[float] = typer.Option(None, "--seconds", help="With --webcam: stop after this many seconds."),
     fps: float = typer.Option(30.0, "--fps", help="Resample a video or webcam to this rate (0: every frame)."),
-    top: int = typer.Option(5, "--top", help="How many signs to list."),
+    signs: Optional[int] = typer.Option(None, "--signs", help="How many signs to list, most likely first "
+                                        "(default 5)."),
+    top_old: Optional[int] = typer.Option(None, "--top", hidden=True),  # old spelling of --signs (--top is export's)
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Name the sign in one recording: the model's top signs with their probabilities, as the scorer runs it.
@@ -491,12 +587,16 @@ def predict(
     from kit.predict import predict as run_predict
 
     try:
+        if source is None and webcam is None:
+            raise KitError("give a SOURCE (a landmark .parquet, a video, an image or a folder of images) or "
+                           "--webcam N")
         if source is not None and source.suffix.lower() == ".parquet" and webcam is None and seconds is None:
             what = source
         else:
             from kit.capture import open_any
 
             what = open_any(source, webcam, seconds)
+        top = _alias(signs, top_old, "--signs", "--top", default=5)
         result = run_predict(model, what, top=top, fps=fps)
     except KitError as err:
         raise _fail(err)
@@ -505,20 +605,24 @@ def predict(
 
 @app.command()
 def stats(
-    data_dir: Path = typer.Argument(..., help="Competition folder holding train.csv and train_landmark_files/."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNG plots (default DATA_DIR/stats)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Competition folder holding train.csv and "
+                                        "train_landmark_files/ (default data/asl-signs)."),
+    data_dir: Optional[Path] = typer.Argument(None, hidden=True),  # the old spelling of --data: a positional
+    out: Path = typer.Option(Path("stats"), "--out", help="Folder for the PNG plots, here beside the command (a "
+                             "data folder may be read-only)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Read lengths and missing hands from this cache."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N rows of train.csv."),
 ) -> None:
     """Count the data: sequences per sign and participant, lengths, missing hands per participant, with plots.
 
-    Example: kit stats data/asl-signs --cache cache --out stats
+    Example: kit stats --data data/asl-signs --cache cache --out stats
     """
     from rich.console import Console
 
     from kit.stats import data_stats
 
     try:
+        data_dir = _alias(data, data_dir, "--data", "a DATA_DIR argument", default=Path("data/asl-signs"))
         result = data_stats(data_dir, out_dir=out, cache_dir=cache, limit=limit)
     except KitError as err:
         raise _fail(err)
@@ -564,12 +668,12 @@ def runs(
         page = write_html(found, html) if html else None
     except KitError as err:
         raise _fail(err)
-    typer.echo(to_json(found) if as_json else render(found))
+    typer.echo(to_json(found) if as_json else render(found, width=_terminal_width()))
     if page:
         typer.echo(f"wrote {page}", err=as_json)
 
 
-kaggle_app = typer.Typer(
+kaggle_app = KitTyper(
     no_args_is_help=True,
     help="Train in Kaggle's own notebooks (T4 x2 or TPU v5e-8), where the data and free accelerators are.",
 )

@@ -25,10 +25,18 @@ class CVResult:
     oof_accuracy: float
     n_sequences: int
     chance: float
+    n_folds: int | None = None  # the folds the run was started with (run.json); None when it does not say
+
+    @property
+    def coverage(self) -> str:
+        """" (2 of 5 folds)" when some of the run's folds are missing, so a partial CV never reads as a whole one."""
+        done = len(self.fold_accuracy)
+        return f" ({done} of {self.n_folds} folds)" if self.n_folds and done < self.n_folds else ""
 
     def __str__(self) -> str:
         folds = ", ".join(f"fold {k}: {acc:.3f}" for k, acc in sorted(self.fold_accuracy.items()))
-        return (f"cross-validation on unseen signers: {self.oof_accuracy:.3f} accuracy over {self.n_sequences} "
+        return (f"cross-validation on unseen signers{self.coverage}: {self.oof_accuracy:.3f} accuracy over "
+                f"{self.n_sequences} "
                 f"out-of-fold sequences (chance {self.chance:.3f}); {folds}\n"
                 f"run: {self.run_dir} (cv.json, report.md)")
 
@@ -67,13 +75,17 @@ def summarize(run_dir: Path) -> CVResult:
     fold_acc = {k: float((f["probs"].argmax(-1) == f["labels"]).mean()) for k, f in folds.items()}
     per_participant = {str(p): float(hits[participants == p].mean()) for p in np.unique(participants)}
     # chance: guessing uniformly among the signs that occur (the data may hold fewer than 250)
-    result = CVResult(run_dir, fold_acc, float(hits.mean()), len(hits), 1.0 / len(np.unique(labels)))
+    n_folds = next((json.loads(meta.read_text()).get("n_folds") for meta in  # kit train's, or kit kaggle train's
+                    (run_dir / "run.json", run_dir / "kaggle" / "state.json") if meta.is_file()), None)
+    result = CVResult(run_dir, fold_acc, float(hits.mean()), len(hits), 1.0 / len(np.unique(labels)), n_folds)
     pairs = confused_pairs(labels, predicted)
     names = run_signs(run_dir)  # the data's own map: the competition's 250 signs, or your N
     (run_dir / "cv.json").write_text(json.dumps({
         "oof_accuracy": result.oof_accuracy, "n_sequences": result.n_sequences, "chance": result.chance,
         "fold_accuracy": {str(k): v for k, v in sorted(fold_acc.items())},
         "participant_accuracy": per_participant,
+        "participant_sequences": {str(p): int(np.sum(participants == p)) for p in np.unique(participants)},
+        "sign_accuracy": {names[int(t)]: float(hits[labels == t].mean()) for t in np.unique(labels)},
         "confused_pairs": [{"true": names[t], "predicted": names[p], "count": c} for t, p, c in pairs],
     }, indent=2) + "\n")
     (run_dir / "report.md").write_text(_markdown(result, per_participant, participants, pairs, names))
@@ -82,7 +94,8 @@ def summarize(run_dir: Path) -> CVResult:
 
 def _markdown(result: CVResult, per_participant: dict, participants: np.ndarray, pairs: list, names) -> str:
     lines = [f"# Cross-validation: {result.run_dir.name}", "",
-             f"Out-of-fold accuracy on unseen signers: **{result.oof_accuracy:.4f}** over {result.n_sequences} "
+             f"Out-of-fold accuracy on unseen signers{result.coverage}: **{result.oof_accuracy:.4f}** over "
+             f"{result.n_sequences} "
              f"sequences (chance {result.chance:.4f}).", "", "| fold | accuracy |", "| --- | --- |"]
     lines += [f"| {k} | {acc:.4f} |" for k, acc in sorted(result.fold_accuracy.items())]
     lines += ["", "| participant | sequences | accuracy |", "| --- | --- | --- |"]

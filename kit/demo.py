@@ -37,7 +37,13 @@ class DemoResult:
             f"p95 {self.p95_ms:.2f} ms (limit 100 ms)",
             f"  submission: {self.submission}",
             f"  took {self.seconds / 60:.1f} min",
+            f"next: kit report {self.run_dir} (curves, signers, signs: {self.run_dir / 'report.html'}), "
+            f"kit runs {self.run_dir} (the run in one row)",
         ])
+
+    @property
+    def run_dir(self) -> Path:
+        return self.submission.parent.parent  # RUN/export/submission.zip
 
 
 def demo_config(epochs: int, seed: int) -> Config:

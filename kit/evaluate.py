@@ -19,6 +19,7 @@ from kit import tflite
 from kit.errors import KitError
 from kit.landmarks import N_CLASSES, N_LANDMARKS, SIGN_MAP_NAME
 from kit.progress import track
+from kit.quality import leak_warning
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,14 @@ class EvalResult:
     mean_ms: float
     p95_ms: float
     size_bytes: int
+    warning: str = ""  # scored signers that trained a member (kit.quality.leak_warning)
 
     def __str__(self) -> str:
         per = ", ".join(f"{p}: {a:.3f}" for p, a in sorted(self.participant_accuracy.items()))
         return (f"{self.model}: accuracy {self.accuracy:.3f} on {self.n} sequences (chance {self.chance:.3f}); "
                 f"latency mean {self.mean_ms:.2f} ms, p95 {self.p95_ms:.2f} ms per sequence; "
-                f"size {self.size_bytes / 1e6:.2f} MB\nper participant: {per}")
+                f"size {self.size_bytes / 1e6:.2f} MB\nper participant: {per}") + (
+                    f"\n{self.warning}" if self.warning else "")
 
 
 def load_scorer_frames(path: Path) -> np.ndarray:
@@ -95,4 +98,5 @@ def evaluate(model_path: Path, data_dir: Path, participants: list[int] | None = 
     per = {str(p): float(hits[(rows["participant_id"] == p).to_numpy()].mean()) for p in rows["participant_id"].unique()}
     ms = np.asarray(times) * 1000
     return EvalResult(Path(model_path), len(rows), float(hits.mean()), 1.0 / rows["sign"].nunique(), per,
-                      float(ms.mean()), float(np.percentile(ms, 95)), len(model))
+                      float(ms.mean()), float(np.percentile(ms, 95)), len(model),
+                      leak_warning(model_path, list(rows["participant_id"].unique())))

@@ -27,7 +27,8 @@ from kit.errors import KitError
 from kit.gates import SIZE_LIMIT_MB, check_model, failures, vocabulary_gate
 from kit.landmarks import N_LANDMARKS
 from kit.preprocess import preprocess
-from kit.progress import say
+from kit.progress import plural, say
+from kit.quality import run_quality, trained_signers
 from kit.report import report_or_warn
 from kit.train import load_fold_model
 
@@ -41,13 +42,17 @@ class ExportResult:
     forced: bool = False
     members: list = field(default_factory=list)  # member_info of each model
     competition: bool = True  # the competition's 250 signs (else your own vocabulary: no submission.zip)
+    left_out: list = field(default_factory=list)  # "RUN/fold2: why" for each finished fold --top left out
+    quality: str = ""  # the run's CV, folds finished of planned, models kept (kit.quality), when a run was exported
 
     @property
     def submission(self) -> Path:
         return self.out_dir / "submission.zip"
 
     def __str__(self) -> str:
-        lines = [f"ensemble of {len(self.models)}:"] + [f"  {m['path']}: {describe_member(m)}" for m in self.members]
+        lines = [f"ensemble of {plural(len(self.models), 'model')}:"]
+        lines += [f"  {m['path']}: {describe_member(m)}" for m in self.members]
+        lines += [f"  left out {why}" for why in self.left_out]
         lines += [str(gate) for gate in self.gates]
         if self.forced and failures(self.gates):
             lines.append("--force: wrote submission.zip although a gate failed")
@@ -57,7 +62,7 @@ class ExportResult:
             lines.append(f"wrote {self.out_dir / 'model.tflite'} ({self.size_bytes / 1e6:.2f} MB), its sign map and "
                          f"{self.out_dir / 'export.json'}; no submission.zip (own vocabulary): try it with kit "
                          f"predict {self.out_dir / 'model.tflite'} RECORDING")
-        return "\n".join(lines)
+        return "\n".join(lines + ([self.quality] if self.quality else []))
 
 
 def member_info(model_dir: Path) -> dict:
@@ -106,8 +111,21 @@ def pick_models(run_dir: Path, top: int) -> list[Path]:
     if not scored:
         raise KitError(f"{run_dir}: no finished fold (fold*/metrics.json); run kit train first")
     if len(scored) < top:
-        say(f"note: {run_dir} has {len(scored)} finished folds, fewer than {top}: exporting all of them")
+        say(f"note: {run_dir} has {plural(len(scored), 'finished fold')}, fewer than {top}: exporting all of them")
     return [path for _, path in sorted(scored, key=lambda s: -s[0])[:top]]
+
+
+def left_out(run_dir: Path, picked: list[Path], top: int) -> list[str]:
+    """Each finished fold of `run_dir` that --top left out of `picked`, and why: its accuracy on unseen signers."""
+    kept = {Path(p) for p in picked}
+    out = []
+    for metrics in sorted(Path(run_dir).glob("fold*/metrics.json")):
+        if metrics.parent not in kept:
+            accuracy = json.loads(metrics.read_text()).get("val_accuracy")
+            out.append(f"{metrics.parent}: accuracy {accuracy:.3f} on its unseen signers, not among the "
+                       f"{plural(len(kept), 'best fold')} --top {top} keeps" if accuracy is not None
+                       else f"{metrics.parent}: no validation accuracy")
+    return out
 
 
 def resolve_models(run_dir: Path | None, models: list[Path] | None, top: int) -> list[Path]:
@@ -119,6 +137,9 @@ def resolve_models(run_dir: Path | None, models: list[Path] | None, top: int) ->
     if not models:
         if run_dir is None:
             raise KitError("give a run directory (kit export runs/base) or --models FOLD_OR_RUN_DIR ...")
+        if not Path(run_dir).is_dir():
+            raise KitError(f"{run_dir}: no such folder; give a run directory that kit train --out wrote (kit runs "
+                           "lists them)")
         return pick_models(run_dir, top)
     picked = []
     for path in map(Path, models):
@@ -217,7 +238,7 @@ def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path
         out_dir = Path(run_dir) / "export"
     out_dir = Path(out_dir)
     signs = member_signs(fold_dirs)
-    say(f"exporting {len(fold_dirs)} models: {', '.join(map(str, fold_dirs))}")
+    say(f"exporting {plural(len(fold_dirs), 'model')}: {', '.join(map(str, fold_dirs))}")
     ensemble = load_ensemble(fold_dirs)
     model = convert(ensemble, fp16=fp16)
     say("checking the Kaggle contract (signature, ops, size, finiteness, latency, parity)")
@@ -229,7 +250,7 @@ def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path
     vocabulary.write_map(out_dir, signs)  # beside the model: the names of its outputs, for kit predict
     (out_dir / "submission.zip").unlink(missing_ok=True)  # never leave an older zip beside a newer model
     failed = failures(gates)
-    members = [member_info(d) for d in fold_dirs]
+    members = [{**member_info(d), "participants": trained_signers(d)} for d in fold_dirs]  # for evaluate's leak check
     (out_dir / "export.json").write_text(json.dumps({
         "models": [str(d) for d in fold_dirs], "members": members, "fp16": fp16, "size_bytes": len(model),
         "forced": force, "passed": not failed, "n_signs": len(signs), "competition": competition,
@@ -244,4 +265,8 @@ def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path
     if competition:  # a model of your own signs is no submission: model.tflite and its map are the export
         with zipfile.ZipFile(out_dir / "submission.zip", "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("model.tflite", model)
-    return ExportResult(out_dir, [str(d) for d in fold_dirs], len(model), gates, force, members, competition)
+    dropped = left_out(run_dir, fold_dirs, top) if run_dir is not None and not models and not full_members(run_dir) \
+        else []
+    quality = str(run_quality(run_dir)) if run_dir is not None else ""
+    return ExportResult(out_dir, [str(d) for d in fold_dirs], len(model), gates, force, members, competition, dropped,
+                        quality)

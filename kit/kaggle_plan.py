@@ -159,12 +159,21 @@ def _fresh_group(folds: tuple[int, ...]) -> dict:
             "ended_at": None, "failure": None, "url": None, "files": {}}
 
 
+def pushed(state: dict) -> bool:
+    """Whether any kernel of this state was ever pushed (or may have been): only then does the state bind the run."""
+    return any(g.get("version") is not None or g.get("pushing") is not None for g in state.get("groups", {}).values())
+
+
 def init_state(plan: Plan) -> dict:
-    """The run's state: recorded progress, checked against this plan (one run, one config)."""
+    """The run's state: recorded progress, checked against this plan (one run, one config). A state from a start
+    that failed before any kernel was pushed binds nothing: a new plan replaces it (the wheel upload it records is
+    kept), so that a failed start is never a dead end."""
     state = load_state(plan.state_path)
     settings = {"kind": plan.kind, "n_folds": plan.n_folds, "accelerator": plan.accelerator,
                 "backend": plan.backend, "parallel": plan.parallel, "tag": plan.tag, "config": plan.cfg.to_dict()}
-    if state and state.get("tag") != plan.tag:
+    if state and state.get("tag") != plan.tag and not pushed(state):
+        state = {key: state[key] for key in ("owner", "wheel", "dataset_ready") if key in state}
+    if state and state.get("tag") not in (None, plan.tag):
         resume = f"kit kaggle train --resume {plan.run_dir}" + (" --full" if plan.kind == "full" else "")
         raise KitError(f"{plan.run_dir} holds Kaggle kernels of other {KINDS[plan.kind]} (another config or "
                        f"count): give a new --out, or continue them with {resume}")
@@ -175,8 +184,17 @@ def init_state(plan: Plan) -> dict:
     return state
 
 
-def check_run_config(plan: Plan) -> None:
-    """RUN/config.json is the run's config: written once, and a different one in the same folder is an error.
+def holds_work(run_dir: Path) -> bool:
+    """Whether anything trained, or started training, in `run_dir`: a fold or full fit here, a kit train run, or a
+    pushed Kaggle kernel. A config.json alone (an older kit's dry run, a failed start) binds nothing."""
+    run_dir = Path(run_dir)
+    return (any(run_dir.glob("fold*")) or any(run_dir.glob("full*")) or (run_dir / "run.json").is_file()
+            or any(pushed(load_state(state_path(run_dir, kind))) for kind in KINDS))
+
+
+def check_run_config(plan: Plan, write: bool = True) -> None:
+    """RUN/config.json is the run's config: written once (`write`, by a real start; a dry run writes nothing that
+    could block the next command), and a different one in a folder that holds work is an error.
     Full fits may join folds of the same recipe (up to epochs and seed, as kit train --full allows); beside folds,
     RUN/config.json stays theirs."""
     from kit.train import recipe_key
@@ -187,11 +205,15 @@ def check_run_config(plan: Plan) -> None:
             raise KitError(f"{plan.run_dir}: its folds were trained with another config (beyond epochs and seed): "
                            "give a new --out for these full fits, or drop --config/--recipe/--set")
         return
-    if path.is_file() and config_mod.load(path) != plan.cfg:
-        raise KitError(f"{plan.run_dir} holds a run with another config: give a new --out, or continue it with "
-                       f"kit kaggle train --resume {plan.run_dir}")
-    plan.run_dir.mkdir(parents=True, exist_ok=True)
-    plan.cfg.save(path)
+    if path.is_file() and config_mod.load(path) != plan.cfg and holds_work(plan.run_dir):
+        kaggle, local = state_path(plan.run_dir).is_file(), (plan.run_dir / "run.json").is_file()
+        resume = (f", or continue it with kit kaggle train --resume {plan.run_dir}" if kaggle
+                  else f", or continue it with kit train --resume {plan.run_dir}" if local
+                  else "")  # name only a command that works from here
+        raise KitError(f"{plan.run_dir} holds a run with another config: give a new --out{resume}")
+    if write:
+        plan.run_dir.mkdir(parents=True, exist_ok=True)
+        plan.cfg.save(path)
 
 
 # ---- rendering --------------------------------------------------------------------------------------------------

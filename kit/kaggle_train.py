@@ -55,7 +55,7 @@ def train_on_kaggle(plan: Plan, *, dry_run: bool = False, wait: bool = True, pol
                     max_wait_seconds: float = 13 * 3600.0) -> Report:
     """See the module docstring. `dry_run` renders everything and sends nothing; `wait=False` does what can be
     done now (upload, push, download what finished) and returns."""
-    check_run_config(plan)
+    check_run_config(plan, write=False)  # written with the state below, once the credentials are known to exist
     if dry_run:
         state = init_state(plan)
         _render(plan, state)
@@ -68,6 +68,7 @@ def train_on_kaggle(plan: Plan, *, dry_run: bool = False, wait: bool = True, pol
         raise KitError(f"{plan.run_dir} trains in {state['owner']}'s Kaggle kernels, but the credentials from "
                        f"{creds.source} are {plan.owner}'s: use {state['owner']}'s, or a new --out")
     _render(plan, state)
+    check_run_config(plan)
     save_state(plan.state_path, state)
     session = _Session(api, creds, plan, state, wait, poll_seconds, max_wait_seconds)
     session.go()
@@ -85,7 +86,7 @@ def _dry_run(plan: Plan, state: dict) -> Report:
     report = Report()
     machine = ACCELERATORS[plan.accelerator][0]
     report.add(f"dry run: nothing sent; rendered {plan.kaggle_dir}")
-    report.add(f"credentials: {creds.source if creds else 'none found: ' + kaggle_api.no_credentials_message()}")
+    report.add(f"credentials: {creds.source}" if creds else kaggle_api.no_credentials_message())
     report.add(f"1. dataset {plan.dataset_ref} (private): {plan.kit_wheel.name}, {len(plan.kit_wheel.data):,} bytes"
                + (" (already uploaded)" if state.get("wheel") == plan.kit_wheel.name else ""))
     for n, (slug, group) in enumerate(state["groups"].items(), start=2):

@@ -52,10 +52,11 @@ def predict(model_path: str | os.PathLike, source: str | os.PathLike | Source, t
     """The `top` signs `model_path` (model.tflite or submission.zip) gives `source`: a landmark .parquet, or a
     video, image, folder of images or opened Source (tracked with MediaPipe at `fps`, default the competition's)."""
     if top < 1:
-        raise KitError(f"--top {top}: must be 1 or more")
+        raise KitError(f"--signs {top}: must be 1 or more")
     model_path = Path(model_path)
     interp = tflite.interpreter(tflite.read_model(model_path))
-    names = vocabulary.model_signs(model_path, tflite.n_outputs(interp))  # the competition's 250, or your own N
+    # the competition's 250, or your own N from the map beside the model file (a run folder: its export's)
+    names = vocabulary.model_signs(tflite.model_file(model_path), tflite.n_outputs(interp))
     run = tflite.contract_runner(interp, str(model_path), n_classes=len(names))
     frames, name = _frames(source, fps)
     start = time.perf_counter()

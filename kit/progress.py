@@ -1,4 +1,5 @@
-"""Progress bars and status lines for long work, on stderr so that stdout stays for results."""
+"""Progress bars and status lines for long work, on stderr so that stdout stays for results; and `plural`, so that
+every count the kit prints has its noun in the right number."""
 
 from __future__ import annotations
 
@@ -31,3 +32,8 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
 def say(message: str) -> None:
     """One status line on stderr."""
     console.print(message, soft_wrap=True)  # never re-wrap a line in logs
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """"1 fold", "3 folds": a count with its noun in the right number (`many` for an irregular plural)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"

@@ -1,7 +1,8 @@
 """`kit report`: one self-contained HTML page about a run, RUN/report.html, to open anywhere or attach.
 
-It shows the training curves of every fold (fold*/history.csv) and full fit (full*/history.csv), the
-cross-validation summary with accuracy per participant and the most confused sign pairs (cv.json, written by
+It shows the model and key settings (config.json), the training curves of every fold (fold*/history.csv) and full
+fit (full*/history.csv), the cross-validation summary with accuracy per participant and per sign (numbers, not only
+bars) and the most confused sign pairs (cv.json, written by
 kit train / kit cv), the full fits on every signer (not validated) and, once the run is exported, the Kaggle
 gates and which exported models were validated on unseen signers (export/export.json). Plots are PNGs embedded
 as base64 data URIs; the page loads no file, stylesheet or script from anywhere, so it can be mailed or archived
@@ -44,6 +45,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
         raise KitError(f"{run_dir}: nothing to report (no fold*/history.csv, full*/history.csv or cv.json): "
                        "run kit train first")
     body = [f"<h1>Run {_e(run_dir.name)}</h1>", f"<p class='note'>{_e(str(run_dir.resolve()))}</p>"]
+    body += _settings_section(run_dir / "config.json")
     body += _cv_section(run_dir, cv_path)
     body += _full_section(run_dir)
     body += _curves_section(histories)
@@ -155,6 +157,17 @@ def _cv_section(run_dir: Path, cv_path: Path) -> list[str]:
         folds.append([k, f"{acc:.4f}", best])
     out.append(_table(["fold", "accuracy", "best epoch"], folds))
     out += _participant_plot(cv.get("participant_accuracy", {}))
+    sequences = cv.get("participant_sequences", {})
+    out.append(_table(["participant", "held-out sequences", "accuracy"],
+                      [[p, sequences.get(p, "-"), f"{a:.4f}"] for p, a in
+                       sorted(cv.get("participant_accuracy", {}).items(), key=lambda item: item[1])]))
+    if cv.get("sign_accuracy"):  # cv.json of kit cv since per-sign accuracy
+        out.append("<h3>Accuracy per sign (worst first)</h3>")
+        out.append(_table(["sign", "accuracy"], [[sign, f"{a:.4f}"] for sign, a in
+                                                 sorted(cv["sign_accuracy"].items(), key=lambda item: item[1])]))
+    else:
+        out.append(f"<p class='note'>No accuracy per sign in this cv.json: <code>kit cv {_e(run_dir)}</code> "
+                   "adds it.</p>")
     pairs = cv.get("confused_pairs", [])
     out.append("<h3>Most confused signs</h3>")
     out.append(_table(["true", "predicted", "count"], [[p["true"], p["predicted"], p["count"]] for p in pairs])
@@ -231,6 +244,22 @@ def _validated(member: dict) -> str:
     if member["validated"]:
         return f"yes: fold accuracy {member['val_accuracy']:.4f}"
     return "no: full fit" if member["trained_on"] == "every signer" else "no"
+
+
+KEY_SETTINGS = ("train.epochs", "train.batch_size", "train.optimizer", "train.learning_rate", "train.mixup_alpha",
+                "train.ema", "train.precision", "preprocess.max_len")  # what sets one run apart from the next
+
+
+def _settings_section(config_path: Path) -> list[str]:
+    """The model and the key settings at the top of the page (the whole config is at its end)."""
+    if not config_path.is_file():
+        return []
+    from kit.runs import flatten
+
+    flat = flatten(json.loads(config_path.read_text()))
+    rows = [["model", flat.get("model.name", "-")]] + [[k, flat[k]] for k in KEY_SETTINGS if k in flat]
+    rows += [[k, v] for k, v in flat.items() if k.startswith("model.") and k not in ("model.name",)]
+    return ["<h2>Model and key settings</h2>", _table(["setting", "value"], rows)]
 
 
 def _config_section(config_path: Path) -> list[str]:

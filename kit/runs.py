@@ -8,7 +8,7 @@ so a table of a hundred runs takes a moment. A half-finished run (a fold or full
 killed, or still training) is listed with how far it got, never skipped and never an error.
 
 The "changes" of a run are the config keys whose values are not the same in every listed run: in a sweep, exactly
-the swept keys. The "recipe" is the named starting point (the defaults or a recipe of kit.config.RECIPES) that the
+the swept keys. A run listed alone shows the keys in which it differs from its recipe (the defaults, most often). The "recipe" is the named starting point (the defaults or a recipe of kit.config.RECIPES) that the
 run's config is nearest to, counted in differing keys, since a config.json does not record how it was made.
 """
 
@@ -128,7 +128,11 @@ def collect(roots: list[Path]) -> list[Run]:
     runs = [read_run(path, name) for path, name in found.values()]
     changed = changed_keys([r.config for r in runs if r.config])
     for run in runs:
-        if run.config:
+        if run.config and len(runs) == 1:  # alone, a run's changes are against its starting point (recipe column)
+            start = _starting_points()[run.recipe]
+            run.changes = {k: run.config.get(k, "-") for k in changed_keys([run.config, start])
+                           if k in run.config and k != "model.name"}  # the model column shows the name
+        elif run.config:
             run.changes = {key: run.config.get(key, "-") for key in changed}
     return sorted(runs, key=lambda r: (r.cv_accuracy is None, -(r.cv_accuracy or 0.0), r.name))
 
@@ -268,25 +272,54 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def render(runs: list[Run]) -> str:
-    """The table as text, as wide as it needs (never squeezed to a terminal's or a pipe's 80 columns), with each
-    run's notes below it."""
+# Columns a narrow terminal drops first, in this order; the rest wrap ("changes" and "state" over several lines).
+DROPPABLE = ("best epochs", "train time", "recipe", "#", "latency", "size")
+WRAPPING = ("changes", "state")
+
+
+def render(runs: list[Run], width: int | None = None) -> str:
+    """The table as text with each run's notes below it. Without `width` (a pipe, a script), as wide as it needs,
+    one line per run (greppable); in a terminal of `width` columns, the least needed columns are left out (said
+    below the table) and "changes" and "state" wrap, so that 80 columns stay readable."""
+    columns = list(HEADER)
+    cells = [row(rank, run) for rank, run in enumerate(runs, 1)]
+    lines = _table(columns, cells, width)
+    dropped = []
+    if width is not None:
+        for column in DROPPABLE:
+            if all(len(line) <= width and "…" not in line for line in lines):  # fits, nothing cut short
+                break
+            dropped.append(column)
+            columns.remove(column)
+            lines = _table(columns, cells, width)
+    notes = [f"  {run.name}: {note}" for run in runs for note in run.notes]
+    if dropped:
+        notes.append(f"  (left out to fit {width} columns: {', '.join(dropped)}; kit runs --json has them all)")
+    if width is not None:  # notes wrap like the table
+        import textwrap
+
+        notes = [part for note in notes for part in textwrap.wrap(note, width, subsequent_indent="    ",
+                                                                   break_on_hyphens=False)]
+    return "\n".join(lines + (["notes:", *notes] if notes else []))
+
+
+def _table(columns: list[str], cells: list[list[str]], width: int | None) -> list[str]:
+    """`columns` of the table as text lines: one line per run, or wrapped to `width`."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in HEADER:
+    for column in columns:
         table.add_column(column, justify="right" if column in ("#", "folds", "size", "latency") else "left",
-                         no_wrap=True)
-    for rank, run in enumerate(runs, 1):
-        table.add_row(*(cell.replace("\n", " ") for cell in row(rank, run)))  # one line per run: greppable
+                         no_wrap=width is None or column not in WRAPPING)
+    for row_cells in cells:
+        by_name = dict(zip(HEADER, row_cells))
+        table.add_row(*(by_name[c] if width is not None else by_name[c].replace("\n", " ") for c in columns))
     out = io.StringIO()
-    console = Console(file=out, width=100_000, color_system=None, highlight=False, emoji=False)
+    console = Console(file=out, width=width or 100_000, color_system=None, highlight=False, emoji=False)
     console.print(table)
-    lines = "\n".join(line.rstrip() for line in out.getvalue().splitlines()).strip("\n").splitlines()
-    notes = [f"  {run.name}: {note}" for run in runs for note in run.notes]
-    return "\n".join(lines + (["notes:", *notes] if notes else []))
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines()).strip("\n").splitlines()
 
 
 def to_json(runs: list[Run]) -> str:

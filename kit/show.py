@@ -201,6 +201,9 @@ def load_parquet(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     from kit.parquet import read_landmarks
 
     path = Path(path)
+    if not path.is_file():  # a path the user typed: "download it again" (a damaged data file's fix) would mislead
+        raise KitError(f"{path}: no such file; give a landmark .parquet (e.g. one under "
+                       "data/asl-signs/train_landmark_files/)")
     frames = read_landmarks(path)
     title = f"{path.parent.name}/{path.stem}"
     sign = _sign_from_train_csv(path)

@@ -69,8 +69,8 @@ class DataStats:
         from rich.table import Table
 
         people = Table(title="per participant")
-        for column in ("participant", "sequences", "median frames", "left hand missing", "right hand missing",
-                       "face missing"):
+        for column in ("participant", "sequences", "median frames", "frames without left hand",
+                       "frames without right hand", "frames without a face"):  # shares of frames, not of sequences
             people.add_column(column, justify="right")
         for pid, p in sorted(self.participants.items()):
             median = f"{np.median(self.lengths[pid]):.0f}" if self.lengths.get(pid) else "-"
@@ -129,7 +129,7 @@ def data_stats(data_dir: str | os.PathLike, out_dir: str | os.PathLike | None = 
         if n_cached < len(rows):
             say(f"note: {len(rows) - n_cached} of {len(rows)} sequences are not in {cache_dir}: reading those "
                 "from their parquet files")
-    source = f"the cache {cache_dir}" if lookup is not None else "the parquet files"
+    source = f"kit prepare's cache in {cache_dir}" if lookup is not None else "the parquet files"
     stats = DataStats(data_dir, Path(out_dir) if out_dir is not None else data_dir / "stats",
                       Counter(r.sign for r in rows), {}, {}, source)
     for row in track(rows, f"reading landmarks from {source}"):
@@ -236,7 +236,7 @@ def write_plots(stats: DataStats, rows) -> list[Path]:
     ax.set_ylim(0, 118)  # headroom for the legend above the 100% line
     ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("% of frames without the hand")
-    ax.set_title("missing hands per participant")
+    ax.set_title("frames without each hand, per participant (% of frames)")
     ax.legend(ncol=2, loc="upper center")
     save(fig, "missing.png")
     return paths

@@ -79,14 +79,6 @@ class SubmitReport:
         return "\n".join(self.lines)
 
 
-def newest_export(runs: Path = Path("runs")) -> Path:
-    """The most recently exported model under runs/, for a bare `kit submit`."""
-    found = sorted(runs.glob(f"*/export/{MODEL_FILE}"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise KitError(f"{runs}: no */export/{MODEL_FILE}: run kit export RUN_DIR first, or name one to submit")
-    return found[-1].parent.parent
-
-
 def resolve_target(target: Path) -> tuple[Path, Path]:
     """(work folder, model source): RUN_DIR uses RUN_DIR/export/; a submission.zip or model.tflite is used as is."""
     if target.is_dir():
@@ -178,8 +170,33 @@ def save_state(workdir: Path, state: dict) -> None:
     os.replace(tmp, workdir / STATE_FILE)
 
 
-def plan_submission(target: Path | None, message: str | None, owner: str) -> tuple[Plan, bytes]:
-    workdir, source = resolve_target(newest_export() if target is None else target)
+def judge(target: Path | None, force: bool | None) -> tuple[Path, list[str]]:
+    """The target to submit (with no target: the best exported run by CV) and the lines that say what it is worth.
+    A partial or below-chance run is refused unless `force`; a dry run (`force=None`) only says it would be."""
+    from kit.quality import best_export, run_of, run_quality
+
+    lines = []
+    if target is None:
+        target, picked = best_export()
+        lines.append(picked)
+    workdir, _ = resolve_target(target)
+    run = run_of(workdir)
+    if run is None:
+        return target, lines + [f"{target}: no run beside it, so no CV to judge it by"]
+    quality = run_quality(run)
+    lines.append(str(quality))
+    if quality.problems and not force:
+        fix = f"finish it ({quality.finish})" if quality.finish and quality.folds_finished < (
+            quality.folds_planned or 0) else "train it longer or on more data"
+        refusal = f"{run}: {'; '.join(quality.problems)}: {fix}, or submit it anyway with --force"
+        if force is not None:
+            raise KitError(refusal)
+        lines.append(f"without --force, kit submit refuses it: {refusal}")
+    return target, lines
+
+
+def plan_submission(target: Path, message: str | None, owner: str) -> tuple[Plan, bytes]:
+    workdir, source = resolve_target(target)
     data = model_bytes(source)
     check_competition_vocabulary(source, data)
     sha = hashlib.sha256(data).hexdigest()
@@ -196,10 +213,15 @@ def submit(
     wait: bool = True,
     poll_seconds: float = 15.0,
     max_wait_seconds: float = 4 * 3600.0,
+    force: bool = False,
 ) -> SubmitReport:
-    """Upload, push, run, submit and score; see the module docstring. `dry_run` renders and lists, offline."""
+    """Upload, push, run, submit and score; see the module docstring. `dry_run` renders and lists, offline.
+    `target` None submits the best exported run under runs/; a partial or below-chance run needs `force`."""
     if dry_run:
-        return _dry_run(target, message)
+        return _dry_run(target, message, force)
+    target, judged = judge(target, force)
+    for line in judged:
+        say(line)
     creds = kaggle_api.require_credentials()
     api = kaggle_api.client(creds)
     plan, data = plan_submission(target, message, api.config_values["username"])
@@ -210,9 +232,10 @@ def submit(
     return run.report
 
 
-def _dry_run(target: Path | None, message: str | None) -> SubmitReport:
+def _dry_run(target: Path | None, message: str | None, force: bool = False) -> SubmitReport:
     creds = kaggle_api.find_credentials()
     owner = creds.username if creds and creds.username else OFFLINE_OWNER
+    target, judged = judge(target, True if force else None)
     plan, data = plan_submission(target, message, owner)
     render_dataset(plan, data)
     render_kernel(plan.kernel_dir, plan.owner, plan.sha256)
@@ -220,7 +243,8 @@ def _dry_run(target: Path | None, message: str | None) -> SubmitReport:
     report = SubmitReport()
     report.lines += [
         f"dry run: nothing sent; rendered {plan.workdir / 'kaggle'}",
-        f"credentials: {creds.source if creds else 'none found: ' + kaggle_api.no_credentials_message()}",
+        *judged,
+        f"credentials: {creds.source}" if creds else kaggle_api.no_credentials_message(),
         f"1. dataset {plan.dataset_ref} (private): {plan.model.name}, {len(data):,} bytes, sha256 {plan.sha256[:12]}"
         + (" (already uploaded)" if state.get("dataset_uploaded") else ""),
         f"2. kernel {plan.kernel_ref}: push {plan.kernel_dir} (submission.py, kernel-metadata.json) with sources "

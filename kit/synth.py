@@ -106,7 +106,7 @@ def check_args(n_signs: int, n_participants: int, per_sign: int, seed: int) -> N
     if not 1 <= n_signs <= N_CLASSES:
         raise KitError(f"--signs {n_signs}: must be 1..{N_CLASSES} (the first N signs of the real sign map)")
     if not 1 <= n_participants <= 1000:
-        raise KitError(f"--participants {n_participants}: must be 1..1000")
+        raise KitError(f"--signers {n_participants}: must be 1..1000")
     if not 1 <= per_sign <= 100:
         raise KitError(f"--per-sign {per_sign}: must be 1..100")
     if seed < 0:

@@ -9,6 +9,7 @@ What the scorer needs of `outputs` is 250 values at run time: a model whose outp
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -21,11 +22,30 @@ from kit.landmarks import N_CLASSES, N_LANDMARKS
 SIGNATURE, INPUT, OUTPUT = "serving_default", "inputs", "outputs"
 
 
-def read_model(path: Path) -> bytes:
-    """The bytes of `model.tflite`, from the file itself or from a `submission.zip` holding it."""
+def model_file(path: Path) -> Path:
+    """The model file a command was given: the file itself, or for a run folder (or its export/ folder) the
+    submission.zip kit export wrote there, so that a run folder works wherever a model does."""
     path = Path(path)
+    if path.is_dir():
+        export = path / "export" if (path / "export").is_dir() else path
+        if (export / "submission.zip").is_file():
+            return export / "submission.zip"
+        if (export / "model.tflite").is_file():
+            info = export / "export.json"
+            if info.is_file() and json.loads(info.read_text()).get("competition") is False:
+                return export / "model.tflite"  # your own vocabulary: the model and its sign map are the export
+            raise KitError(f"{export}: no submission.zip beside model.tflite (a gate failed: see "
+                           f"{export / 'export.json'}); give {export / 'model.tflite'} to use it anyway")
+        raise KitError(f"{path}: a folder with no export/submission.zip: run kit export {path} first")
     if not path.is_file():
-        raise KitError(f"{path}: no such file; give a model.tflite or a submission.zip")
+        raise KitError(f"{path}: no such file or folder; give a model.tflite, a submission.zip or a run folder")
+    return path
+
+
+def read_model(path: Path) -> bytes:
+    """The bytes of `model.tflite`, from the file itself, from a `submission.zip` holding it, or from a run
+    folder's exported submission.zip (model_file)."""
+    path = model_file(path)
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             if "model.tflite" not in zf.namelist():

@@ -50,7 +50,7 @@ from kit.errors import KitError
 from kit.folds import assign_folds
 from kit.models import create_model
 from kit.preprocess import n_features
-from kit.progress import say
+from kit.progress import plural, say
 from kit.report import report_or_warn
 
 if TYPE_CHECKING:
@@ -178,14 +178,22 @@ def _check_same_run(run_dir: Path, meta: dict, cfg: Config, n_folds: int) -> lis
     return []
 
 
-def resume(run_dir: Path) -> list:
+def resume(run_dir: Path, changes: list[str] = ()) -> list:
     """Continue a killed run: finished folds and full fits are kept, an interrupted one restarts from its last
-    epoch; returns the CVResult of the folds and/or the FullResult of the full fits."""
+    epoch; returns the CVResult of the folds and/or the FullResult of the full fits.
+
+    `changes` are the options given beside --resume: a resumed run keeps the settings it started with, so any of
+    them is refused (never silently ignored), naming the command that trains with them instead."""
     run_dir = Path(run_dir)
     meta_path = run_dir / "run.json"
     if not meta_path.is_file():
         raise KitError(f"{meta_path}: missing; --resume needs a run directory written by kit train")
     meta = json.loads(meta_path.read_text())
+    if changes:
+        raise KitError(f"--resume continues {run_dir} with the settings it started with, so {', '.join(changes)} "
+                       f"would be ignored: drop {'it' if len(changes) == 1 else 'them'}, or train a new run from its "
+                       f"config with {'it' if len(changes) == 1 else 'them'}: kit train --cache {meta['cache']} "
+                       f"--config {run_dir / 'config.json'} --out NEW_RUN and those options")
     results = []
     if "n_folds" in meta:
         cfg = config_mod.load(run_dir / "config.json")
@@ -208,7 +216,7 @@ def train_fold(cfg: Config, cache: "Cache", folds: np.ndarray, fold: int, fold_d
     done = finished_epochs(fold_dir)
     train_idx, val_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
     say(f"fold {fold}: {len(train_idx)} training sequences, {len(val_idx)} held-out sequences "
-        f"from {len(np.unique(cache.participant_ids[val_idx]))} unseen signers"
+        f"from {plural(len(np.unique(cache.participant_ids[val_idx])), 'unseen signer')}"
         + (f"; resuming after epoch {done}" if done else ""))
     start = time.time()
     model, val_ds = fit_model(cfg, cache, train_idx, val_idx, fold_dir, done, strategy)

@@ -41,3 +41,21 @@ def exported(tmp_path_factory):
     from tests.runs import fake_run
 
     return export(fake_run(tmp_path_factory.mktemp("run")), top=3)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_cache, tmp_path_factory):
+    """One tiny run trained and exported through the CLI as a user would (llama_tiny, 2 folds of 1 epoch, exported
+    with --top 1): for every test that needs a real run folder (folds.csv, cv.json, export/export.json).
+    Returns (run directory, the competition folder its cache came from, kit export's output)."""
+    from typer.testing import CliRunner
+
+    from kit.cli import app
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    for args in (["train", "--cache", str(tiny_cache), "--out", str(run), "--folds", "2", "--epochs", "1",
+                  "--model", "llama_tiny", "--set", "preprocess.max_len=16"],
+                 ["export", str(run), "--top", "1"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    return run, tiny_cache.parent / "data", result.output

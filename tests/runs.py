@@ -31,7 +31,7 @@ def fake_run(run_dir: Path, model_names=("llama_tiny",) * 3, max_len: int = 32, 
 
 def synth_and_prepare(root: Path, signs: int, participants: int, per_sign: int) -> Path:
     """`kit synth` into root/data and `kit prepare` into root/cache, through the CLI; returns `root`."""
-    for args in (["synth", "--out", str(root / "data"), "--signs", str(signs), "--participants", str(participants),
+    for args in (["synth", "--data", str(root / "data"), "--signs", str(signs), "--signers", str(participants),
                   "--per-sign", str(per_sign)],
                  ["prepare", "--data", str(root / "data"), "--cache", str(root / "cache"), "--workers", "1"]):
         result = CliRunner().invoke(app, args)

@@ -285,7 +285,7 @@ def test_predict_names_the_top_signs_of_a_capture_as_the_scorer_runs_the_model(e
     from kit.predict import predict
 
     assert predict(exported.submission, PHOTO).top == predict(exported.out_dir / "model.tflite", photo.out).top
-    text = runner.invoke(app, ["predict", str(exported.submission), str(photo.out), "--top", "3"])
+    text = runner.invoke(app, ["predict", str(exported.submission), str(photo.out), "--signs", "3"])
     assert text.exit_code == 0 and [line.split()[0] for line in text.stdout.splitlines()[1:]] == ["1.", "2.", "3."]
 
     from kit.capture import write_landmarks

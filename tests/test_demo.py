@@ -20,6 +20,9 @@ def test_demo_runs_end_to_end_and_its_submission_scores(tmp_path):
     result = runner.invoke(app, ["demo", "--out", str(out), "--epochs", "1"])
     assert result.exit_code == 0, result.output
     assert "accuracy on 2 unseen signers" in result.output and "chance 0.040" in result.output
+    run = out / "run"
+    assert result.stdout.splitlines()[-1] == (f"next: kit report {run} (curves, signers, signs: {run / 'report.html'}), "
+                                              f"kit runs {run} (the run in one row)"), "the demo ends on what to try"
     submission = out / "run" / "export" / "submission.zip"
     assert submission.is_file()
     assert sorted(p.name for p in (out / "run").glob("fold*") if p.is_dir()) == ["fold0", "fold1", "fold2"]

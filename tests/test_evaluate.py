@@ -34,7 +34,7 @@ def frame_count_model(classes: int = 250, name: str = "inputs") -> bytes:
 @pytest.fixture(scope="module")
 def synth_data(tmp_path_factory):
     data = tmp_path_factory.mktemp("eval") / "data"
-    result = runner.invoke(app, ["synth", "--out", str(data), "--signs", "5", "--participants", "3", "--per-sign", "3"])
+    result = runner.invoke(app, ["synth", "--data", str(data), "--signs", "5", "--signers", "3", "--per-sign", "3"])
     assert result.exit_code == 0, result.output
     return data
 

@@ -49,7 +49,7 @@ def stub(tmp_path, competition, monkeypatch):
 
 
 def fetch(dest: Path, *args: str):
-    return CliRunner().invoke(app, ["fetch", "--dest", str(dest), *args])
+    return CliRunner().invoke(app, ["fetch", "--data", str(dest), *args])
 
 
 def landmark_files(dest: Path) -> dict[str, bytes]:
@@ -133,7 +133,7 @@ def test_killed_fetch_resumes_on_the_next_run(stub, tmp_path):
     stub.stall_file("asl-signs.zip", after=3 * MiB)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "kit.cli", "fetch", "--dest", str(dest)],
+        proc = subprocess.Popen([sys.executable, "-m", "kit.cli", "fetch", "--data", str(dest)],
                                 cwd=ROOT, env=env, stdout=out, stderr=out)
     partial = dest / STAGING / "asl-signs.zip"
     try:

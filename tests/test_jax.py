@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_jax_trained_run_exports_and_matches_its_own_predictions(tmp_path):
     """A fold trained under JAX, rebuilt under TF from its config.json and weights, predicts the same
     out-of-fold probabilities (1e-4), and its export passes every gate."""
-    for args in (["synth", "--out", str(tmp_path / "data"), "--signs", "4", "--participants", "4", "--per-sign", "2"],
+    for args in (["synth", "--data", str(tmp_path / "data"), "--signs", "4", "--signers", "4", "--per-sign", "2"],
                  ["prepare", "--data", str(tmp_path / "data"), "--cache", str(tmp_path / "cache"), "--workers", "1"]):
         assert runner.invoke(app, args).exit_code == 0
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}

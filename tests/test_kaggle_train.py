@@ -202,13 +202,41 @@ def test_dry_run_renders_everything_and_sends_nothing(stub, tmp_path, monkeypatc
 def test_folds_finished_here_are_not_trained_again(stub, tmp_path):
     """A fold already trained in the run folder (kit train --fold 0 on a local GPU) is left out of its kernel."""
     run = tmp_path / "run"
-    assert start(run, "--dry-run").exit_code == 0  # writes RUN/config.json, as kit train would have
-    (run / "fold0").mkdir()
+    (run / "fold0").mkdir(parents=True)
     (run / "fold0" / "metrics.json").write_text("{}")
     result = start(run)
     assert result.exit_code == 0, result.output
     assert [job_of(c.body["text"])["folds"] for c in stub.calls("SaveKernel")] == [[1], [2]]
     assert not (run / "fold0" / "model.weights.h5").exists() and (run / "fold1" / "model.weights.h5").is_file()
+
+
+def test_a_dry_run_or_a_failed_start_is_no_dead_end(stub, tmp_path, monkeypatch):
+    """No dead ends: a dry run writes nothing that binds the folder (another config dry-runs and starts there), and a
+    start that fails before any kernel is pushed (no credentials; Kaggle unreachable) leaves a folder that the next
+    command takes: the same start, another config, or the --resume its error names."""
+    run = tmp_path / "k5"
+    assert start(run, "--dry-run").exit_code == 0
+    assert not (run / "config.json").exists() and not (run / "kaggle" / "state.json").exists()
+    other = start(run, "--set", "train.epochs=3", "--dry-run")
+    assert other.exit_code == 0, other.output
+    resume = kaggle("train", "--resume", str(run), "--dry-run")
+    assert resume.exit_code == 1
+    assert resume.output.splitlines()[-1] == (f"Error: {run}/kaggle/state.json: missing; start Kaggle training "
+                                              f"with kit kaggle train --out {run}")
+
+    monkeypatch.delenv("KAGGLE_KEY")  # no credentials: the real start fails before anything is written
+    failed = start(run, "--no-wait")
+    assert failed.exit_code == 1 and "no Kaggle credentials" in failed.output
+    assert not (run / "config.json").exists()
+    monkeypatch.setenv("KAGGLE_KEY", stub.key)
+
+    stub.fail_next(500, rpc="ListDatasetFiles", times=4)  # Kaggle unreachable after the state is written
+    down = start(run, "--no-wait")
+    assert down.exit_code == 1 and statuses(run) == ["waiting", "waiting"]
+    assert stub.calls("SaveKernel") == []
+    again = start(run, "--set", "train.epochs=3", "--no-wait")  # another config: nothing was pushed, so it may
+    assert again.exit_code == 0, again.output
+    assert state(run)["config"]["train"]["epochs"] == 3 and len(stub.calls("SaveKernel")) == 2
 
 
 def test_a_busy_slot_waits_and_a_refused_push_is_never_a_second_session(stub, tmp_path):

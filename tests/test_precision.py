@@ -133,7 +133,7 @@ def test_kit_config_shows_the_precision_and_xla_keys():
 
 def test_mixed_bfloat16_run_exports_with_every_gate_passing(tmp_path):
     """A fold trained in mixed_bfloat16 through kit train exports (rebuilt in float32) with every gate ok."""
-    for args in (["synth", "--out", str(tmp_path / "data"), "--signs", "4", "--participants", "4", "--per-sign", "2"],
+    for args in (["synth", "--data", str(tmp_path / "data"), "--signs", "4", "--signers", "4", "--per-sign", "2"],
                  ["prepare", "--data", str(tmp_path / "data"), "--cache", str(tmp_path / "cache"), "--workers", "1"]):
         assert runner.invoke(app, args).exit_code == 0
     run = tmp_path / "run"

@@ -37,7 +37,7 @@ def full() -> pd.DataFrame:
 def written(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("rehearsal") / "data"
     result = CliRunner().invoke(app, ["synth", "--like-competition", "--fraction", str(FRACTION),
-                                      "--out", str(out)])
+                                      "--data", str(out)])
     assert result.exit_code == 0, result.output
     return out
 
@@ -147,7 +147,7 @@ def test_the_full_set_on_a_small_disk_fails_before_writing_anything(tmp_path, mo
     """`kit synth --like-competition` on a disk with 10 GB free: one `Error:` line, and no folder made."""
     real = shutil.disk_usage
     monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=10 * 10**9))
-    result = CliRunner().invoke(app, ["synth", "--like-competition", "--out", str(tmp_path / "x")])
+    result = CliRunner().invoke(app, ["synth", "--like-competition", "--data", str(tmp_path / "x")])
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {tmp_path / 'x'}: needs ~45.8 GB free for the landmark files, the "
                                     "disk has 10.0 GB")
@@ -159,7 +159,7 @@ def test_counts_from_a_csv_without_participant_id(tmp_path):
     bad = tmp_path / "ids.csv"
     bad.write_text("sequence_id\n1\n")
     result = CliRunner().invoke(app, ["synth", "--like-competition", "--counts", str(bad),
-                                      "--out", str(tmp_path / "x")])
+                                      "--data", str(tmp_path / "x")])
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {bad}: no participant_id column")
     assert not (tmp_path / "x").exists()

@@ -61,12 +61,12 @@ def test_the_key_appears_nowhere(tmp_path):
     home, wrong_home, scratch = home_with(tmp_path / "home", KEY), home_with(tmp_path / "wrong", WRONG_KEY), tmp_path
     outputs = []
     with KaggleStub(tmp_path / "kaggle", files, username=USER, key=KEY) as stub:
-        outputs.append(kit(home, stub, scratch, "fetch", "--dest", str(tmp_path / "d1"), "--participants", participant))
+        outputs.append(kit(home, stub, scratch, "fetch", "--data", str(tmp_path / "d1"), "--participants", participant))
         outputs.append(kit(home, stub, scratch, "submit", str(run), "--dry-run"))
         outputs.append(kit(home, stub, scratch, "submit", str(run), "-m", "secret scan", "--poll", "0.05"))
-        outputs.append(kit(wrong_home, stub, scratch, "fetch", "--dest", str(tmp_path / "d2"), "--participants", "1"))
+        outputs.append(kit(wrong_home, stub, scratch, "fetch", "--data", str(tmp_path / "d2"), "--participants", "1"))
         stub.fail_next(400, rpc="DownloadDataFile", message=f"bad request signed with {KEY}")  # a server echoing it
-        outputs.append(kit(home, stub, scratch, "fetch", "--dest", str(tmp_path / "d3"), "--participants", "1"))
+        outputs.append(kit(home, stub, scratch, "fetch", "--data", str(tmp_path / "d3"), "--participants", "1"))
         stub.kernel_error = f"Kernel died; environment had KAGGLE_KEY={KEY}?"  # a log holding it, shown on error
         (run / "export" / "submit_state.json").unlink()
         outputs.append(kit(home, stub, scratch, "submit", str(run), "--poll", "0.05"))

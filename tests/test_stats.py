@@ -19,7 +19,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("stats")
-    result = runner.invoke(app, ["synth", "--out", str(root / "data"), "--signs", "3", "--participants", "3",
+    result = runner.invoke(app, ["synth", "--data", str(root / "data"), "--signs", "3", "--signers", "3",
                                  "--per-sign", "2", "--seed", "2"])
     assert result.exit_code == 0, result.output
     return root / "data"
@@ -28,7 +28,7 @@ def data(tmp_path_factory):
 def test_cli_prints_tables_and_writes_pngs_that_decode(data, tmp_path):
     """`kit stats DATA --out DIR` prints the per-participant and per-sign tables and writes four valid PNGs."""
     out = tmp_path / "plots"
-    result = runner.invoke(app, ["stats", str(data), "--out", str(out)])
+    result = runner.invoke(app, ["stats", "--data", str(data), "--out", str(out)])
     assert result.exit_code == 0, result.output
     train = pd.read_csv(data / "train.csv")
     assert "per participant" in result.output and "sequences per sign" in result.output
@@ -65,16 +65,16 @@ def test_cache_gives_the_same_numbers_and_bad_files_are_named(data, tmp_path):
     from_parquet = data_stats(data, out_dir=tmp_path / "p")
     from_cache = data_stats(data, out_dir=tmp_path / "c", cache_dir=tmp_path / "cache")
     assert from_cache.lengths == from_parquet.lengths and from_cache.participants == from_parquet.participants
-    assert "from the cache" in str(from_cache)
+    assert f"from kit prepare's cache in {tmp_path / 'cache'})" in str(from_cache)
 
     broken = tmp_path / "broken"
-    runner.invoke(app, ["synth", "--out", str(broken), "--signs", "2", "--participants", "1", "--per-sign", "1"])
+    runner.invoke(app, ["synth", "--data", str(broken), "--signs", "2", "--signers", "1", "--per-sign", "1"])
     first = pd.read_csv(broken / "train.csv")["path"][0]
     (broken / first).write_bytes(b"")
     stats = data_stats(broken, out_dir=tmp_path / "b")
     assert len(stats.bad) == 1 and first in stats.bad[0][0] and "empty file" in str(stats)
     assert sum(len(v) for v in stats.lengths.values()) == 1
-    result = runner.invoke(app, ["stats", str(broken), "--out", str(tmp_path / "b2")])
+    result = runner.invoke(app, ["stats", "--data", str(broken), "--out", str(tmp_path / "b2")])
     assert result.exit_code == 1, "the counts are printed, but a bad file still fails the command"
     assert "Error: " in result.output and first in result.output and "empty file" in result.output
     assert (tmp_path / "b2" / "signs.png").is_file()
@@ -99,5 +99,5 @@ def test_real_samples_count_the_frames_without_a_face(shared_samples, tmp_path):
 
 def test_missing_train_csv_is_one_line_error(tmp_path):
     """A folder without train.csv fails with one `Error:` line naming it."""
-    result = runner.invoke(app, ["stats", str(tmp_path)])
+    result = runner.invoke(app, ["stats", "--data", str(tmp_path)])
     assert result.exit_code == 1 and result.output.startswith("Error: ") and "train.csv" in result.output

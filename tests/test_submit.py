@@ -244,10 +244,50 @@ def test_submit_takes_a_zip_or_a_model_file(models, tmp_path, monkeypatch):
                              "a submission holds exactly model.tflite\n")
 
 
-def test_bare_submit_takes_the_newest_export(models, tmp_path, monkeypatch):
+def with_cv(run: Path, accuracy: float, finished: int, planned: int) -> Path:
+    """Give a run folder the files kit train leaves: run.json (the planned folds), finished folds, cv.json."""
+    (run / "run.json").write_text(json.dumps({"n_folds": planned, "folds": list(range(planned)), "cache": "cache"}))
+    (run / "config.json").write_text("{}")
+    for k in range(finished):
+        (run / f"fold{k}").mkdir()
+        (run / f"fold{k}" / "metrics.json").write_text(json.dumps({"fold": k, "val_accuracy": accuracy}))
+    (run / "cv.json").write_text(json.dumps({"oof_accuracy": accuracy, "chance": 0.1,
+                                             "fold_accuracy": {str(k): accuracy for k in range(finished)}}))
+    return run
+
+
+def test_bare_submit_takes_the_best_exported_run_and_says_so(models, tmp_path, monkeypatch):
+    """With no run named, kit submit takes the exported run with the best CV (not the newest), says which it
+    picked, and prints that run's CV, folds finished of planned and models kept."""
     monkeypatch.chdir(tmp_path)
-    make_run(tmp_path / "runs" / "old", models["bad"])
-    newest = make_run(tmp_path / "runs" / "new", models["good"])
+    best = with_cv(make_run(tmp_path / "runs" / "best", models["good"]), 0.344, 3, 3)
+    with_cv(make_run(tmp_path / "runs" / "newer", models["good"]), 0.0, 1, 3)
     result = submit("--dry-run")
     assert result.exit_code == 0, result.output
-    assert (newest / "export" / "kaggle" / "dataset" / "model.tflite").read_bytes() == models["good"].read_bytes()
+    lines = result.stdout.splitlines()
+    assert lines[1] == ("picked runs/best: the best CV of 2 exported runs under runs (name a run to submit "
+                        "another)")
+    assert lines[2] == "run runs/best: CV 0.344 over 3 of 3 folds (chance 0.100); its export keeps 0 models"
+    assert (best / "export" / "kaggle" / "dataset" / "model.tflite").read_bytes() == models["good"].read_bytes()
+
+
+def test_a_partial_or_below_chance_run_needs_force(models, tmp_path, monkeypatch):
+    """Quality before upload: a run with 1 of 3 folds, or a CV not above chance, is refused in one line naming the
+    command that finishes it and --force; the dry run shows the same; --force goes on (here to the credentials)."""
+    monkeypatch.chdir(tmp_path)
+    partial = with_cv(make_run(Path("runs") / "partial", models["good"]), 0.0, 1, 3)
+    result = submit(str(partial))
+    assert result.exit_code == 1
+    refusal = ("runs/partial: partial: 1 of 3 folds finished; CV 0.000 is not above chance (0.100): finish it (kit "
+               "train --cache cache --config runs/partial/config.json --out runs/partial --folds 3), or submit it "
+               "anyway with --force")
+    assert result.output == f"Error: {refusal}\n"
+    dry = submit(str(partial), "--dry-run")
+    assert dry.exit_code == 0 and f"without --force, kit submit refuses it: {refusal}" in dry.stdout
+    for name in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    forced = submit(str(partial), "--force")
+    assert forced.exit_code == 1 and "no Kaggle credentials found" in forced.output.splitlines()[-1]
+
+

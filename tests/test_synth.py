@@ -181,9 +181,9 @@ def test_refuses_to_write_into_a_folder_that_is_not_empty(tmp_path):
 
 
 def test_cli_writes_a_data_set(tmp_path):
-    """`kit synth --out DIR --signs 3 --participants 2 --per-sign 1` exits 0 and writes 6 files and train.csv."""
+    """`kit synth --data DIR --signs 3 --signers 2 --per-sign 1` exits 0 and writes 6 files and train.csv."""
     out = tmp_path / "synth"
-    result = CliRunner().invoke(app, ["synth", "--out", str(out), "--signs", "3", "--participants", "2",
+    result = CliRunner().invoke(app, ["synth", "--data", str(out), "--signs", "3", "--signers", "2",
                                       "--per-sign", "1"])
     assert result.exit_code == 0, result.output
     assert "wrote 6 sequences (3 signs x 2 signers x 1)" in result.stdout
@@ -193,12 +193,12 @@ def test_cli_writes_a_data_set(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--signs", "0"], "Error: --signs 0: must be 1..250 (the first N signs of the real sign map)"),
     (["--signs", "251"], "Error: --signs 251: must be 1..250 (the first N signs of the real sign map)"),
-    (["--participants", "0"], "Error: --participants 0: must be 1..1000"),
+    (["--signers", "0"], "Error: --signers 0: must be 1..1000"),
     (["--per-sign", "0"], "Error: --per-sign 0: must be 1..100"),
     (["--seed", "-1"], "Error: --seed -1: must be 0 or more"),
     (["--like-competition", "--fraction", "0"], "Error: --fraction 0.0: must be in (0, 1], e.g. 0.05 for a quick "
                                                 "rehearsal"),
-    (["--like-competition", "--signs", "3"], "Error: --signs, --participants and --per-sign do not go with "
+    (["--like-competition", "--signs", "3"], "Error: --signs, --signers and --per-sign do not go with "
                                              "--like-competition, whose shape is the real one; use --fraction for a "
                                              "smaller set"),
     (["--fraction", "0.5"], "Error: --fraction, --counts and --workers go with --like-competition"),
@@ -206,7 +206,7 @@ def test_cli_writes_a_data_set(tmp_path):
 def test_cli_bad_arguments_one_line_error(tmp_path, args, message):
     """Out-of-range options, and the --like-competition options mixed with the plain shape's, exit 1 with one
     line `Error: <option>: <what is valid>` and write nothing."""
-    result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "x"), *args])
+    result = CliRunner().invoke(app, ["synth", "--data", str(tmp_path / "x"), *args])
     assert result.exit_code == 1
     assert result.stderr.strip() == message
     assert not (tmp_path / "x").exists()

@@ -116,7 +116,8 @@ def test_without_validation_the_backup_keeps_the_last_epoch(tmp_path):
 
 
 def test_resume_of_a_finished_run_trains_nothing(cache, tmp_path):
-    """Resuming a run whose folds are all finished only re-merges cv.json."""
+    """Resuming a run whose folds are all finished only re-merges cv.json; new settings beside --resume are refused
+    in one line naming the command that trains with them."""
     run = tmp_path / "done"
     base = ["train", "--cache", str(cache), "--out", str(run), "--folds", "2", "--epochs", "1",
             "--model", "llama_tiny", "--set", "preprocess.max_len=16"]
@@ -124,6 +125,13 @@ def test_resume_of_a_finished_run_trains_nothing(cache, tmp_path):
     result = runner.invoke(app, ["train", "--resume", str(run)])
     assert result.exit_code == 0, result.output
     assert "already finished" in result.output and "Epoch" not in result.output
+    changed = runner.invoke(app, ["train", "--resume", str(run), "--epochs", "3", "--set", "train.learning_rate=0.1",
+                                  "--model", "mlp"])
+    assert changed.exit_code == 1, "new settings beside --resume are refused, never silently ignored"
+    assert changed.output.splitlines()[-1] == (
+        f"Error: --resume continues {run} with the settings it started with, so --epochs, --model, --set would be "
+        f"ignored: drop them, or train a new run from its config with them: kit train --cache {cache} --config "
+        f"{run / 'config.json'} --out NEW_RUN and those options")
 
 
 def test_same_out_with_another_config_is_refused(cache, tmp_path):
