@@ -20,6 +20,7 @@ import numpy as np
 
 from kit import config as config_mod
 from kit.config import Config
+from kit.distribute import check_batch
 from kit.errors import KitError
 from kit.progress import say
 from kit.report import report_or_warn
@@ -124,6 +125,7 @@ def train_full(plan: FullPlan, seeds: int = 1, strategy: str = "auto", only: lis
     check_seeds(seeds, only)
     cfg, run_dir = plan.cfg, plan.run_dir
     build_model(cfg)  # fail fast on a bad model name or size, before any data is read
+    check_batch(cfg.train.batch_size, strategy)  # and on a global batch the replicas cannot split
     meta = read_meta(run_dir)
     check_cache(run_dir, meta, plan.cache_dir)
     _check_fits_beside(run_dir, meta, cfg, seeds)
@@ -185,10 +187,10 @@ def train_member(cfg: Config, cache, member: int, member_dir: Path, strategy: st
     say(f"full{member}: {len(every)} training sequences from all {signers} signers, seed {cfg.train.seed}, "
         f"{_epochs(cfg.train.epochs)}" + (f"; resuming after epoch {done}" if done else ""))
     start = time.time()
-    fit_model(cfg, cache, every, None, member_dir, done, strategy)
+    _, _, replicas = fit_model(cfg, cache, every, None, member_dir, done, strategy)
     metrics = {"member": member, "validated": False, "trained_on": "every signer", "epochs": cfg.train.epochs,
                "seed": cfg.train.seed, "train_sequences": len(every), "signers": signers,
-               "seconds": round(time.time() - start, 1), "resumed_after_epoch": done}
+               "seconds": round(time.time() - start, 1), "resumed_after_epoch": done, "devices": str(replicas)}
     (member_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     say(f"full{member}: finished; {member_dir / 'model.weights.h5'} holds the last epoch")
     return metrics
