@@ -68,9 +68,10 @@ class Plan:
         return hashlib.sha256(text.encode()).hexdigest()[:6]
 
     def slug(self, folds: tuple[int, ...]) -> str:
+        """kit-<run>-<tag>-<accelerator>-f<folds> (s<seeds> for full fits): the name says the machine too."""
         name = re.sub(r"[^a-z0-9]+", "-", self.run_dir.resolve().name.lower()).strip("-")[:20].strip("-") or "run"
         numbers = "-".join(map(str, folds)) if self.n_folds > 10 else "".join(map(str, folds))
-        return f"kit-{name}-{self.tag}-{'s' if self.kind == 'full' else 'f'}{numbers}"
+        return f"kit-{name}-{self.tag}-{self.accelerator}-{'s' if self.kind == 'full' else 'f'}{numbers}"
 
     def member_dir(self, k: int) -> Path:
         return self.run_dir / f"{self.kind}{k}"
@@ -90,9 +91,11 @@ def fold_groups(folds: list[int], parallel: int, per_kernel: int | None) -> tupl
     return tuple(tuple(folds[i:i + size]) for i in range(0, len(folds), size))
 
 
-def _check_machine(accelerator: str, parallel: int, per_kernel: int | None, backend: str | None) -> None:
+def _check_machine(accelerator: str, parallel: int | None, per_kernel: int | None, backend: str | None) -> int:
+    """Checks the machine options; returns --parallel, by default the most sessions Kaggle runs at once."""
     if accelerator not in ACCELERATORS:
         raise KitError(f"--accelerator {accelerator!r} is not known; use t4 (T4 x2) or tpu (TPU v5e-8)")
+    parallel = MAX_PARALLEL[accelerator] if parallel is None else parallel
     if backend not in (None, "tensorflow", "jax"):
         raise KitError(f"--backend {backend!r} is not known; use tensorflow or jax")
     if not 1 <= parallel <= MAX_PARALLEL[accelerator]:
@@ -100,13 +103,15 @@ def _check_machine(accelerator: str, parallel: int, per_kernel: int | None, back
                        "at once")
     if per_kernel is not None and per_kernel < 1:
         raise KitError(f"--folds-per-kernel {per_kernel}: give 1 or more")
+    return parallel
 
 
 def make_plan(cfg: Config, run_dir: Path, owner: str, *, n_folds: int = 5, only_folds: list[int] | None = None,
-              accelerator: str = "t4", parallel: int = 2, per_kernel: int | None = None,
+              accelerator: str = "t4", parallel: int | None = None, per_kernel: int | None = None,
               backend: str | None = None) -> Plan:
-    """Folds in kernels: `only_folds` (default all) of GroupKFold's `n_folds`."""
-    _check_machine(accelerator, parallel, per_kernel, backend)
+    """Folds in kernels: `only_folds` (default all) of GroupKFold's `n_folds`; `parallel` None: the accelerator's
+    limit (MAX_PARALLEL)."""
+    parallel = _check_machine(accelerator, parallel, per_kernel, backend)
     if n_folds < 2:
         raise KitError(f"--folds {n_folds}: GroupKFold needs at least 2 folds")
     folds = list(range(n_folds)) if not only_folds else sorted(set(only_folds))
@@ -118,7 +123,7 @@ def make_plan(cfg: Config, run_dir: Path, owner: str, *, n_folds: int = 5, only_
 
 
 def make_full_plan(base: Config | None, overrides: list[str], run_dir: Path | None, owner: str, *, seeds: int = 1,
-                   from_cv: Path | None = None, accelerator: str = "t4", parallel: int = 2,
+                   from_cv: Path | None = None, accelerator: str = "t4", parallel: int | None = None,
                    per_kernel: int | None = None, backend: str | None = None) -> tuple[Plan, str]:
     """Full fits on every signer in kernels (kit train --full there, one --member per full fit), and a line saying
     where the epoch count came from: --epochs (a train.epochs override), else the rounded mean of the best epochs
@@ -126,7 +131,7 @@ def make_full_plan(base: Config | None, overrides: list[str], run_dir: Path | No
     default run directory."""
     from kit.full import check_cv_run, check_seeds, full_config
 
-    _check_machine(accelerator, parallel, per_kernel, backend)
+    parallel = _check_machine(accelerator, parallel, per_kernel, backend)
     check_seeds(seeds)
     if from_cv is not None:
         check_cv_run(from_cv)

@@ -182,13 +182,16 @@ def test_round_trip_trains_in_kernels_and_a_rerun_sends_nothing(stub, tmp_path):
 
 def test_dry_run_renders_everything_and_sends_nothing(stub, tmp_path, monkeypatch):
     """--dry-run: the wheel dataset and one kernel per fold group rendered, the plan listed; no request at all.
-    The TPU shape trains with JAX; no deprecated enable_gpu/enable_tpu and no pinned docker image."""
+    The TPU shape trains with JAX; no deprecated enable_gpu/enable_tpu and no pinned docker image. --parallel
+    defaults to the accelerator's limit (1 on TPU), and each kernel's name says its accelerator."""
     run = tmp_path / "runs" / "tpu"
-    result = start(run, "--accelerator", "tpu", "--parallel", "1", "--folds-per-kernel", "2", "--dry-run")
+    result = start(run, "--accelerator", "tpu", "--folds-per-kernel", "2", "--dry-run")
     assert result.exit_code == 0, result.output
     assert stub.count == 0
     assert "dry run: nothing sent" in result.stdout and f"{OWNER}/asl-signs-kit-wheel" in result.stdout
+    assert "at most 1 at once" in result.stdout
     kernels = sorted((run / "kaggle" / "kernels").iterdir())
+    assert [k.name.split("-")[-2:] for k in kernels] == [["tpu", "f01"], ["tpu", "f2"]]
     assert [job_of((k / "train.py").read_text())["folds"] for k in kernels] == [[0, 1], [2]]
     meta = json.loads((kernels[0] / "kernel-metadata.json").read_text())
     assert meta["machine_shape"] == "TpuV5E8" and meta["competition_sources"] == ["asl-signs"]
