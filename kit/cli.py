@@ -675,17 +675,27 @@ def kaggle_status(run_dir: Path = typer.Argument(..., help="A run started with k
 
 
 @kaggle_app.command("cancel")
-def kaggle_cancel(run_dir: Path = typer.Argument(..., help="A run started with kit kaggle train.")) -> None:
+def kaggle_cancel(run_dir: Path = typer.Argument(..., help="A run started with kit kaggle train."),
+                  yes: bool = typer.Option(False, "--yes", help="Delete without asking (for scripts).")) -> None:
     """Stop the run's queued and running kernels (by deleting them, which is how Kaggle stops a session).
 
-    Finished folds stay; kit kaggle train --resume RUN pushes the cancelled ones again.
+    Lists them first with the folds that only their sessions hold (a deleted session hands over nothing) and asks.
+    Downloaded folds stay; kit kaggle train --resume RUN pushes the cancelled ones again.
 
     Example: kit kaggle cancel runs/k5
+    Example: kit kaggle cancel runs/k5 --yes
     """
     from kit import kaggle_train as remote
 
+    def ask(listing: str) -> bool:
+        typer.echo(listing, err=True)
+        try:
+            return typer.confirm("Delete these kernels?", default=False, err=True)
+        except typer.Abort:  # no answer (stdin closed): nothing is deleted
+            return False
+
     try:
-        typer.echo(remote.cancel(run_dir))
+        typer.echo(remote.cancel(run_dir, confirm=None if yes else ask))
     except KitError as err:
         raise _fail(err)
 
