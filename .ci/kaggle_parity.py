@@ -81,8 +81,14 @@ def build_venv(venv: Path, python: str) -> Path:
              "assert u.find_spec('kit') is None, 'kit must come only from its wheel'\n"
              "print(f'parity venv: Python {sys.version.split()[0]}, tensorflow {tensorflow.__version__}, keras '\n"
              "      f'{keras.__version__}, jax {jax.__version__}, numpy {numpy.__version__}, pandas {pandas.__version__}')")
-    sh([py, "-c", probe], cwd=tempfile.gettempdir(), env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    sh([py, "-c", probe], cwd=tempfile.gettempdir(), env=venv_env())
     return py
+
+
+def venv_env(**extra: str) -> dict:
+    """The environment the venv's python runs in: nothing that would put kit's checkout or another backend in."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KERAS_BACKEND", "XLA_FLAGS")}
+    return {**env, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1", **extra}
 
 
 def kernel_input(work: Path, run: Path) -> Path:
@@ -117,8 +123,7 @@ def run_kernel(accelerator: str, py: Path, work: Path) -> dict:
     kernels = sorted((run / "kaggle" / "kernels").iterdir())
     output = work / f"output-{accelerator}"
     shutil.rmtree(output, ignore_errors=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KERAS_BACKEND", "XLA_FLAGS")}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", **KERNELS[accelerator])
+    env = venv_env(**KERNELS[accelerator])
     start = time.time()
     for folder in kernels:  # one kernel per fold at --parallel 2 (t4); one for both folds on tpu
         sh([py, folder / "train.py", "--input", kernel_input(work, run), "--output", output / folder.name],
