@@ -29,6 +29,7 @@ OFFLINE_OWNER = "your-kaggle-username"
 # (MirroredStrategy over both GPUs); the TPU v5e-8 image trains with JAX (Keras' data parallelism over 8 cores).
 ACCELERATORS = {"t4": ("NvidiaTeslaT4", "gpu", "tensorflow"), "tpu": ("TpuV5E8", "tpu", "jax")}
 MAX_PARALLEL = {"t4": 2, "tpu": 1}  # concurrent batch sessions Kaggle allows per accelerator
+REPLICAS = {"t4": 2, "tpu": 8}  # devices a kernel's global batch splits over: 2 GPUs; 8 TPU cores (under JAX)
 KINDS = {"fold": "folds", "full": "full fits"}  # what a kernel trains: RUN/fold{K} or RUN/full{S}, and its name
 
 
@@ -118,8 +119,21 @@ def make_plan(cfg: Config, run_dir: Path, owner: str, *, n_folds: int = 5, only_
     bad = [k for k in folds if not 0 <= k < n_folds]
     if bad:
         raise KitError(f"--fold {bad[0]} is out of range: with --folds {n_folds} use 0..{n_folds - 1}")
+    backend = backend or ACCELERATORS[accelerator][2]
+    check_batch_fits(cfg, accelerator, backend)
     return Plan(Path(run_dir), owner, cfg, n_folds, fold_groups(folds, parallel, per_kernel), accelerator,
-                backend or ACCELERATORS[accelerator][2], parallel, wheel.build())
+                backend, parallel, wheel.build())
+
+
+def check_batch_fits(cfg: Config, accelerator: str, backend: str) -> None:
+    """The global batch must split over the kernel's replicas: refused here, not hours later in the kernel."""
+    from kit.distribute import split_batch
+
+    replicas = REPLICAS[accelerator] if accelerator == "t4" or backend == "jax" else 1  # TF sees no TPU there
+    try:
+        split_batch(cfg.train.batch_size, replicas)
+    except KitError as err:
+        raise KitError(f"--accelerator {accelerator}: {err}") from None
 
 
 def make_full_plan(base: Config | None, overrides: list[str], run_dir: Path | None, owner: str, *, seeds: int = 1,
@@ -137,8 +151,10 @@ def make_full_plan(base: Config | None, overrides: list[str], run_dir: Path | No
         check_cv_run(from_cv)
     cfg, note = full_config(base, overrides, from_cv)
     run_dir = Path(run_dir or from_cv or "runs/run")
+    backend = backend or ACCELERATORS[accelerator][2]
+    check_batch_fits(cfg, accelerator, backend)
     plan = Plan(run_dir, owner, cfg, seeds, fold_groups(list(range(seeds)), parallel, per_kernel), accelerator,
-                backend or ACCELERATORS[accelerator][2], parallel, wheel.build(), kind="full")
+                backend, parallel, wheel.build(), kind="full")
     return plan, note
 
 

@@ -92,13 +92,14 @@ def compile_model(cfg: Config, steps_per_epoch: int, replicas: int = 1) -> keras
     """A fresh model in the config's precision, compiled with its optimizer, loss and XLA setting.
 
     Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer (the model's policy asks for it); the
-    logits are float32 in every policy, so the loss is too.
+    logits are float32 in every policy, so the loss is too. Accuracy is a weighted metric (Keras 3 ignores sample
+    weights in plain `metrics`), so the rows that pad a validation batch for the replicas count for nothing.
     """
     model = build_model(cfg)
     model.compile(
         optimizer=_optimizer(cfg, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.train.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        weighted_metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=resolve_jit_compile(cfg.train.jit_compile, replicas),
     )
     return model

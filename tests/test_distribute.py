@@ -87,6 +87,9 @@ def check_whole_fold(run: Path, cache: Path, devices: str, replicas: int, bad_ba
     assert list(oof["sequence_ids"]) == list(open_cache(cache).sequence_ids[val])
     metrics = json.loads((run / "fold1" / "metrics.json").read_text())
     assert metrics["devices"] == devices and metrics["val_sequences"] == len(val)
+    history = (run / "fold1" / "history.csv").read_text().splitlines()
+    val_accuracy = float(dict(zip(history[0].split(","), history[1].split(",")))["val_accuracy"])
+    assert val_accuracy == pytest.approx(metrics["val_accuracy"], abs=1e-6)  # the padding counted for nothing
     assert json.loads((run / "cv.json").read_text())["n_sequences"] == len(val)
 
     exported = runner.invoke(app, ["export", str(run), "--top", "1"])
@@ -126,6 +129,27 @@ def test_evaluation_pads_its_last_batch_with_rows_that_count_for_nothing(odd_cac
     assert [len(w) for _, _, w in one] == [8, 7]
     np.testing.assert_array_equal(np.concatenate([x["features"] for x, _, _ in one]),
                                   np.concatenate([x["features"] for x, _, _ in batches])[:len(val)])
+
+
+def test_padding_rows_count_for_nothing_in_validation_accuracy(odd_cache):
+    """Rule: validation accuracy is exact whatever the padding: rows of weight 0 (the padding for the replicas)
+    never count, right or wrong (Keras 3 applies sample weights only to weighted metrics)."""
+    from kit.cache import open_cache
+    from kit.config import Config, ModelConfig, PreprocessConfig
+    from kit.pipeline import make_dataset
+    from kit.train import compile_model
+
+    cfg = Config(preprocess=PreprocessConfig(max_len=16), model=ModelConfig(name="llama_tiny"))
+    val = held_out(odd_cache)
+    x, _, w = next(iter(make_dataset(open_cache(odd_cache), val, cfg, training=False, batch_size=16, replicas=8)))
+    model = compile_model(cfg, steps_per_epoch=1)
+    guess = np.asarray(model.predict(x, verbose=0)).argmax(-1)
+    right = np.arange(len(guess)) % 3 == 0
+    right[len(val):] = True  # every padding row right: counted, they would lift the accuracy
+    labels = np.eye(250, dtype=np.float32)[np.where(right, guess, (guess + 1) % 250)]
+    accuracy = model.evaluate(x, labels, sample_weight=w.numpy(), verbose=0, return_dict=True)["accuracy"]
+    assert w.numpy().tolist().count(0.0) == 1
+    assert accuracy == pytest.approx(right[:len(val)].mean())
 
 
 @pytest.mark.slow

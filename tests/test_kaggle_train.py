@@ -477,6 +477,8 @@ def test_a_manifest_naming_files_outside_the_run_is_refused():
 @pytest.mark.parametrize("args, message", [
     (["--accelerator", "p100"], "--accelerator 'p100' is not known; use t4 (T4 x2) or tpu (TPU v5e-8)"),
     (["--parallel", "3"], "--parallel 3: Kaggle runs 1 to 2 t4 sessions at once"),
+    (["--accelerator", "tpu", "--set", "train.batch_size=12"], "--accelerator tpu: train.batch_size=12 (the global "
+     "batch) does not split evenly over 8 replicas: use --set train.batch_size=16"),
     (["--fold", "7"], "--fold 7 is out of range: with --folds 3 use 0..2"),
     (["--backend", "torch"], "--backend 'torch' is not known; use tensorflow or jax"),
 ])
