@@ -422,8 +422,8 @@ def only_in_session(run_dir: Path, state: dict, group: dict) -> str | None:
     elapsed = time.time() - (group.get("pushed_at") or time.time())
     if pace:
         likely = min(len(missing), int(elapsed // pace))
-        guess = (f"at this run's pace ({_ago(pace)} a {kind}) about {likely} of them "
-                 f"{'is' if likely == 1 else 'are'} finished")
+        guess = f"at this run's pace ({_ago(pace)} a {kind}) " + (
+            f"about {likely} of them {'is' if likely == 1 else 'are'} finished" if likely else "none is finished yet")
     else:
         guess = "how many are finished is not known until it ends"
     return (f"{label} not back yet: any it finished exist only inside the running session until it ends ({guess}); "
