@@ -700,7 +700,8 @@ def kaggle_train(
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
     accelerator: str = typer.Option("t4", help="t4 (T4 x2, 12 h a session, TensorFlow on both GPUs) or tpu "
                                     "(TPU v5e-8, 9 h a session, JAX)."),
-    parallel: int = typer.Option(2, help="Kernels running at once (Kaggle allows 2 GPU sessions, 1 TPU session)."),
+    parallel: Optional[int] = typer.Option(None, help="Kernels running at once (default: as many as Kaggle allows, "
+                                           "2 on t4, 1 on tpu)."),
     per_kernel: Optional[int] = typer.Option(None, "--folds-per-kernel", help="Folds each kernel trains one after "
                                              "the other (default: as few as lets every kernel run at once)."),
     backend: Optional[str] = typer.Option(None, help="Keras backend in the kernel: tensorflow or jax (default: "
@@ -719,7 +720,7 @@ def kaggle_train(
     (or --resume RUN) continues where anything stopped and never starts a second session of the same folds.
 
     Example: kit kaggle train --out runs/k5 --recipe llama26 --folds 5
-    Example: kit kaggle train --out runs/tpu --accelerator tpu --parallel 1 --set train.precision=mixed_bfloat16
+    Example: kit kaggle train --out runs/tpu --accelerator tpu --set train.precision=mixed_bfloat16
     Example: kit kaggle train --full --from-cv runs/k5 --seeds 2
     Example: kit kaggle train --resume runs/k5
     """
@@ -784,17 +785,27 @@ def kaggle_status(run_dir: Path = typer.Argument(..., help="A run started with k
 
 
 @kaggle_app.command("cancel")
-def kaggle_cancel(run_dir: Path = typer.Argument(..., help="A run started with kit kaggle train.")) -> None:
+def kaggle_cancel(run_dir: Path = typer.Argument(..., help="A run started with kit kaggle train."),
+                  yes: bool = typer.Option(False, "--yes", help="Delete without asking (for scripts).")) -> None:
     """Stop the run's queued and running kernels (by deleting them, which is how Kaggle stops a session).
 
-    Finished folds stay; kit kaggle train --resume RUN pushes the cancelled ones again.
+    Lists them first with the folds that only their sessions hold (a deleted session hands over nothing) and asks.
+    Downloaded folds stay; kit kaggle train --resume RUN pushes the cancelled ones again.
 
     Example: kit kaggle cancel runs/k5
+    Example: kit kaggle cancel runs/k5 --yes
     """
     from kit import kaggle_train as remote
 
+    def ask(listing: str) -> bool:
+        typer.echo(listing, err=True)
+        try:
+            return typer.confirm("Delete these kernels?", default=False, err=True)
+        except typer.Abort:  # no answer (stdin closed): nothing is deleted
+            return False
+
     try:
-        typer.echo(remote.cancel(run_dir))
+        typer.echo(remote.cancel(run_dir, confirm=None if yes else ask))
     except KitError as err:
         raise _fail(err)
 

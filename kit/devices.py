@@ -41,16 +41,32 @@ class Devices:
         return f"training on {where} with Keras' {self.backend} backend"
 
 
-def machine_accelerators(root: Path = Path("/")) -> list[str]:
-    """GPUs and TPUs the machine exposes, found from the driver files (no framework asked), e.g.
-    ["gpu: NVIDIA H200"]. `root` lets tests point at a fake file tree."""
+def machine_accelerators(root: Path = Path("/"), ask_jax: bool = True) -> list[str]:
+    """GPUs and TPUs the machine exposes, e.g. ["gpu: NVIDIA H200"]: GPUs from the driver files, TPUs from the
+    /dev/accel* device files and, when JAX is installed, from `jax.devices()` too, since newer TPU VMs (v5e, the
+    TPU of Kaggle's v5e-8 image) expose their chips as VFIO devices and no /dev/accel* at all. `root` lets tests
+    point at a fake file tree (and `ask_jax=False` keeps this machine's JAX out of it)."""
     found = []
     for info in sorted((root / "proc/driver/nvidia/gpus").glob("*/information")):
         model = next((line.split(":", 1)[1].strip() for line in info.read_text(errors="replace").splitlines()
                       if line.startswith("Model:")), "NVIDIA GPU")
         found.append(f"gpu: {model}")
-    found += [f"tpu: {path.name}" for path in sorted((root / "dev").glob("accel[0-9]*"))]
-    return found
+    tpus = jax_tpus() if ask_jax else []
+    return found + (tpus or [f"tpu: {path.name}" for path in sorted((root / "dev").glob("accel[0-9]*"))])
+
+
+def jax_tpus() -> list[str]:
+    """The TPU cores JAX sees, e.g. ["tpu: TPU v5 lite"] x 8; empty where JAX is not installed or finds no TPU."""
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:
+        return []
+    import jax
+
+    try:
+        return [f"tpu: {getattr(d, 'device_kind', 'TPU')}" for d in jax.devices("tpu")]
+    except RuntimeError:  # JAX's answer for "no TPU backend here" (no libtpu, or no chip)
+        return []
 
 
 def backend_accelerators() -> list[str]:

@@ -22,6 +22,7 @@ from kit import config as config_mod
 from kit import vocabulary
 from kit.cache import open_cache
 from kit.config import Config
+from kit.distribute import check_batch
 from kit.errors import KitError
 from kit.progress import say
 from kit.report import report_or_warn
@@ -126,6 +127,7 @@ def train_full(plan: FullPlan, seeds: int = 1, strategy: str = "auto", only: lis
     check_seeds(seeds, only)
     cfg, run_dir = plan.cfg, plan.run_dir
     build_model(cfg)  # fail fast on a bad model name or size, before any data is read
+    check_batch(cfg.train.batch_size, strategy)  # and on a global batch the replicas cannot split
     signs = open_cache(plan.cache_dir).signs
     cfg = vocabulary.with_signs(cfg, signs, plan.cache_dir)  # one output per sign of the data's map
     meta = read_meta(run_dir)
@@ -189,10 +191,10 @@ def train_member(cfg: Config, cache, member: int, member_dir: Path, strategy: st
     say(f"full{member}: {len(every)} training sequences from all {signers} signers, seed {cfg.train.seed}, "
         f"{_epochs(cfg.train.epochs)}" + (f"; resuming after epoch {done}" if done else ""))
     start = time.time()
-    fit_model(cfg, cache, every, None, member_dir, done, strategy)
+    _, _, replicas = fit_model(cfg, cache, every, None, member_dir, done, strategy)
     metrics = {"member": member, "validated": False, "trained_on": "every signer", "epochs": cfg.train.epochs,
                "seed": cfg.train.seed, "train_sequences": len(every), "signers": signers,
-               "seconds": round(time.time() - start, 1), "resumed_after_epoch": done}
+               "seconds": round(time.time() - start, 1), "resumed_after_epoch": done, "devices": str(replicas)}
     (member_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     say(f"full{member}: finished; {member_dir / 'model.weights.h5'} holds the last epoch")
     return metrics

@@ -29,6 +29,7 @@ OFFLINE_OWNER = "your-kaggle-username"
 # (MirroredStrategy over both GPUs); the TPU v5e-8 image trains with JAX (Keras' data parallelism over 8 cores).
 ACCELERATORS = {"t4": ("NvidiaTeslaT4", "gpu", "tensorflow"), "tpu": ("TpuV5E8", "tpu", "jax")}
 MAX_PARALLEL = {"t4": 2, "tpu": 1}  # concurrent batch sessions Kaggle allows per accelerator
+REPLICAS = {"t4": 2, "tpu": 8}  # devices a kernel's global batch splits over: 2 GPUs; 8 TPU cores (under JAX)
 KINDS = {"fold": "folds", "full": "full fits"}  # what a kernel trains: RUN/fold{K} or RUN/full{S}, and its name
 
 
@@ -68,9 +69,10 @@ class Plan:
         return hashlib.sha256(text.encode()).hexdigest()[:6]
 
     def slug(self, folds: tuple[int, ...]) -> str:
+        """kit-<run>-<tag>-<accelerator>-f<folds> (s<seeds> for full fits): the name says the machine too."""
         name = re.sub(r"[^a-z0-9]+", "-", self.run_dir.resolve().name.lower()).strip("-")[:20].strip("-") or "run"
         numbers = "-".join(map(str, folds)) if self.n_folds > 10 else "".join(map(str, folds))
-        return f"kit-{name}-{self.tag}-{'s' if self.kind == 'full' else 'f'}{numbers}"
+        return f"kit-{name}-{self.tag}-{self.accelerator}-{'s' if self.kind == 'full' else 'f'}{numbers}"
 
     def member_dir(self, k: int) -> Path:
         return self.run_dir / f"{self.kind}{k}"
@@ -90,9 +92,11 @@ def fold_groups(folds: list[int], parallel: int, per_kernel: int | None) -> tupl
     return tuple(tuple(folds[i:i + size]) for i in range(0, len(folds), size))
 
 
-def _check_machine(accelerator: str, parallel: int, per_kernel: int | None, backend: str | None) -> None:
+def _check_machine(accelerator: str, parallel: int | None, per_kernel: int | None, backend: str | None) -> int:
+    """Checks the machine options; returns --parallel, by default the most sessions Kaggle runs at once."""
     if accelerator not in ACCELERATORS:
         raise KitError(f"--accelerator {accelerator!r} is not known; use t4 (T4 x2) or tpu (TPU v5e-8)")
+    parallel = MAX_PARALLEL[accelerator] if parallel is None else parallel
     if backend not in (None, "tensorflow", "jax"):
         raise KitError(f"--backend {backend!r} is not known; use tensorflow or jax")
     if not 1 <= parallel <= MAX_PARALLEL[accelerator]:
@@ -100,25 +104,40 @@ def _check_machine(accelerator: str, parallel: int, per_kernel: int | None, back
                        "at once")
     if per_kernel is not None and per_kernel < 1:
         raise KitError(f"--folds-per-kernel {per_kernel}: give 1 or more")
+    return parallel
 
 
 def make_plan(cfg: Config, run_dir: Path, owner: str, *, n_folds: int = 5, only_folds: list[int] | None = None,
-              accelerator: str = "t4", parallel: int = 2, per_kernel: int | None = None,
+              accelerator: str = "t4", parallel: int | None = None, per_kernel: int | None = None,
               backend: str | None = None) -> Plan:
-    """Folds in kernels: `only_folds` (default all) of GroupKFold's `n_folds`."""
-    _check_machine(accelerator, parallel, per_kernel, backend)
+    """Folds in kernels: `only_folds` (default all) of GroupKFold's `n_folds`; `parallel` None: the accelerator's
+    limit (MAX_PARALLEL)."""
+    parallel = _check_machine(accelerator, parallel, per_kernel, backend)
     if n_folds < 2:
         raise KitError(f"--folds {n_folds}: GroupKFold needs at least 2 folds")
     folds = list(range(n_folds)) if not only_folds else sorted(set(only_folds))
     bad = [k for k in folds if not 0 <= k < n_folds]
     if bad:
         raise KitError(f"--fold {bad[0]} is out of range: with --folds {n_folds} use 0..{n_folds - 1}")
+    backend = backend or ACCELERATORS[accelerator][2]
+    check_batch_fits(cfg, accelerator, backend)
     return Plan(Path(run_dir), owner, cfg, n_folds, fold_groups(folds, parallel, per_kernel), accelerator,
-                backend or ACCELERATORS[accelerator][2], parallel, wheel.build())
+                backend, parallel, wheel.build())
+
+
+def check_batch_fits(cfg: Config, accelerator: str, backend: str) -> None:
+    """The global batch must split over the kernel's replicas: refused here, not hours later in the kernel."""
+    from kit.distribute import split_batch
+
+    replicas = REPLICAS[accelerator] if accelerator == "t4" or backend == "jax" else 1  # TF sees no TPU there
+    try:
+        split_batch(cfg.train.batch_size, replicas)
+    except KitError as err:
+        raise KitError(f"--accelerator {accelerator}: {err}") from None
 
 
 def make_full_plan(base: Config | None, overrides: list[str], run_dir: Path | None, owner: str, *, seeds: int = 1,
-                   from_cv: Path | None = None, accelerator: str = "t4", parallel: int = 2,
+                   from_cv: Path | None = None, accelerator: str = "t4", parallel: int | None = None,
                    per_kernel: int | None = None, backend: str | None = None) -> tuple[Plan, str]:
     """Full fits on every signer in kernels (kit train --full there, one --member per full fit), and a line saying
     where the epoch count came from: --epochs (a train.epochs override), else the rounded mean of the best epochs
@@ -126,14 +145,16 @@ def make_full_plan(base: Config | None, overrides: list[str], run_dir: Path | No
     default run directory."""
     from kit.full import check_cv_run, check_seeds, full_config
 
-    _check_machine(accelerator, parallel, per_kernel, backend)
+    parallel = _check_machine(accelerator, parallel, per_kernel, backend)
     check_seeds(seeds)
     if from_cv is not None:
         check_cv_run(from_cv)
     cfg, note = full_config(base, overrides, from_cv)
     run_dir = Path(run_dir or from_cv or "runs/run")
+    backend = backend or ACCELERATORS[accelerator][2]
+    check_batch_fits(cfg, accelerator, backend)
     plan = Plan(run_dir, owner, cfg, seeds, fold_groups(list(range(seeds)), parallel, per_kernel), accelerator,
-                backend or ACCELERATORS[accelerator][2], parallel, wheel.build(), kind="full")
+                backend, parallel, wheel.build(), kind="full")
     return plan, note
 
 

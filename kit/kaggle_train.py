@@ -389,9 +389,51 @@ def _live(api: Any, creds: kaggle_api.Credentials, ref: str, group: dict) -> str
     return group["status"]
 
 
+def member_seconds(run_dir: Path, kind: str = "fold") -> float | None:
+    """How long one fold (or full fit) took to train in this run: the median of the finished ones' metrics.json
+    "seconds"; None before any came back."""
+    import statistics
+
+    seconds = []
+    for path in Path(run_dir).glob(f"{kind}*/metrics.json"):
+        try:
+            seconds.append(float(json.loads(path.read_text())["seconds"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a metrics.json without a time (an older kit) says nothing about the pace
+    return statistics.median(seconds) if seconds else None
+
+
+def only_in_session(run_dir: Path, state: dict, group: dict) -> str | None:
+    """What exists only inside a kernel's session, for status and cancel: None when nothing does.
+
+    Kaggle hands a session's output over only once the session ends, so the folds a running kernel has finished
+    are nowhere else until then, and deleting the kernel (kit kaggle cancel) loses them. How many are finished
+    cannot be asked of Kaggle; it is estimated from the pace of this run's folds that came back."""
+    kind = state.get("kind", "fold")
+    missing = [k for k in group["folds"] if not (Path(run_dir) / f"{kind}{k}" / "metrics.json").is_file()]
+    label = f"{KINDS[kind]} {missing}"
+    if not missing or not group.get("version"):
+        return None
+    if group["status"] == "complete":
+        return (f"{label} finished and exist only in that session's output until kit kaggle train --resume "
+                f"{run_dir} downloads them (deleting the kernel loses them)")
+    if group["status"] != "running":
+        return None
+    pace = member_seconds(run_dir, kind)
+    elapsed = time.time() - (group.get("pushed_at") or time.time())
+    if pace:
+        likely = min(len(missing), int(elapsed // pace))
+        guess = f"at this run's pace ({_ago(pace)} a {kind}) " + (
+            f"about {likely} of them {'is' if likely == 1 else 'are'} finished" if likely else "none is finished yet")
+    else:
+        guess = "how many are finished is not known until it ends"
+    return (f"{label} not back yet: any it finished exist only inside the running session until it ends ({guess}); "
+            "deleting the kernel loses them")
+
+
 def status(run_dir: Path) -> Report:
     """Each kernel of the run (folds and full fits): what it trains, its state and the time since its push (live
-    for running ones), and the week's quota."""
+    for running ones), what exists only inside its session, and the week's quota."""
     states, api, creds, owner = _open(run_dir)
     report = Report()
     for path, state in states:
@@ -406,6 +448,9 @@ def status(run_dir: Path) -> Report:
                                                                                          group["status"])
             version = f" version {group['version']}" if group["version"] else ""
             report.add(f"{_label(state, group)}: {shown}{elapsed} (kernel {ref}{version})")
+            inside = only_in_session(run_dir, state, group)
+            if inside:
+                report.add(f"  {inside}")
         save_state(path, state)
     try:
         used = kaggle_api.call(lambda: kaggle_api.quota(api), "reading your accelerator quota", creds)
@@ -416,10 +461,16 @@ def status(run_dir: Path) -> Report:
     return report
 
 
-def cancel(run_dir: Path) -> Report:
-    """Delete the run's queued and running kernels (deleting is what stops a Kaggle session), saying which first."""
+def cancel(run_dir: Path, confirm: Callable[[str], bool] | None = None) -> Report:
+    """Delete the run's queued and running kernels (deleting is what stops a Kaggle session).
+
+    First the kernels to delete are listed, each with what only its session holds (the folds it finished are lost
+    with it), and `confirm` is asked with that list (None: no question, as --yes). After each delete Kaggle is
+    asked again: a session it still reports running (as kaggle-cli issue 937 saw after a delete) is said out loud.
+    """
     states, api, creds, owner = _open(run_dir)
     report = Report()
+    doomed = []  # (state file, state, slug, group)
     for path, state in states:
         for slug, group in state["groups"].items():
             ref, what = f"{owner}/{slug}", _label(state, group)
@@ -429,17 +480,38 @@ def cancel(run_dir: Path) -> Report:
             if live not in ACTIVE:
                 report.add(f"kernel {ref} version {group['version']} ({what}): already {live}")
                 continue
-            say(f"deleting kernel {ref} version {group['version']} ({what}, {live} for "
-                f"{_ago(time.time() - group['pushed_at'])})")
-            kaggle_api.call(lambda: kaggle_api.delete_kernel(api, ref), f"deleting the kernel {ref}", creds)
-            # A deleted kernel's versions are gone: the next push of this slug starts again at version 1.
-            group.update(status="cancelled", ended_at=time.time(), failure="cancelled with kit kaggle cancel",
-                         last_version=0)
-            save_state(path, state)
-            report.add(f"kernel {ref} ({what}): deleted, its session stopped")
+            doomed.append((path, state, slug, group))
         save_state(path, state)
-    if not report.lines:
-        report.add(f"nothing of {run_dir} is queued or running on Kaggle")
-    else:
-        report.add(f"kit kaggle train --resume {run_dir} (add --full for full fits) pushes the cancelled ones again")
+    if not doomed:
+        if not report.lines:
+            report.add(f"nothing of {run_dir} is queued or running on Kaggle")
+        return report
+    listing = ["to delete (which stops their sessions):"]
+    for _, state, slug, group in doomed:
+        listing.append(f"  kernel {owner}/{slug} version {group['version']} ({_label(state, group)}), "
+                       f"{group['status']} for {_ago(time.time() - group['pushed_at'])}")
+        inside = only_in_session(run_dir, state, group)
+        listing += [f"    {inside}"] if inside else []
+    if confirm is not None and not confirm("\n".join(listing)):
+        report.add("nothing deleted")
+        return report
+    for path, state, slug, group in doomed:
+        ref, what, version = f"{owner}/{slug}", _label(state, group), group["version"]
+        say(f"deleting kernel {ref} version {version} ({what})")
+        kaggle_api.call(lambda: kaggle_api.delete_kernel(api, ref), f"deleting the kernel {ref}", creds)
+        # A deleted kernel's versions are gone: the next push of this slug starts again at version 1.
+        group.update(status="cancelled", ended_at=time.time(), failure="cancelled with kit kaggle cancel",
+                     last_version=0)
+        save_state(path, state)
+        after = kaggle_api.call(kaggle_api.unless_missing(lambda: kaggle_api.session_status(api, ref, version)),
+                                f"checking the deleted kernel {ref}", creds)
+        still = after.status.name.lower() if after is not None else None
+        if still in ACTIVE:
+            report.add(f"kernel {ref} ({what}): deleted, but Kaggle still reports version {version} {still}: its "
+                       f"session may go on using your quota; check https://www.kaggle.com/code/{ref} and stop it "
+                       "there (kit kaggle status shows it)")
+        else:
+            report.add(f"kernel {ref} ({what}): deleted, its session stopped (Kaggle reports it "
+                       f"{still or 'gone'})")
+    report.add(f"kit kaggle train --resume {run_dir} (add --full for full fits) pushes the cancelled ones again")
     return report

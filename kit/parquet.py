@@ -148,22 +148,23 @@ def _type_codes(path, column: pa.ChunkedArray) -> np.ndarray:
 
 
 def _coordinates(table: pa.Table, dtype: type) -> np.ndarray:
-    """x, y, z side by side as `[rows, 3]`; parquet nulls (missing hands) become NaN."""
-    arrow_type, nan = _arrow_nan(np.dtype(dtype))
+    """x, y, z side by side as `[rows, 3]`; parquet nulls (a missing hand or face) become NaN."""
+    arrow_type = pa.from_numpy_dtype(np.dtype(dtype))
     out = np.empty((table.num_rows, 3), dtype=dtype)
     for j, axis in enumerate(XYZ):
+        column = table.column(axis)
+        if column.null_count:  # filled before the cast: pyarrow < 19 (Kaggle's images: 18.1) has no float16 fill_null
+            column = pc.fill_null(column, _arrow_nan(column.type))
         # Arrow's cast rounds to nearest like numpy's astype, and is several times faster to float16.
-        column = pc.cast(table.column(axis), arrow_type)
-        out[:, j] = _numpy(pc.fill_null(column, nan) if column.null_count else column)
+        out[:, j] = _numpy(pc.cast(column, arrow_type))
     return out
 
 
 @lru_cache(maxsize=None)
-def _arrow_nan(dtype: np.dtype) -> tuple[pa.DataType, pa.Scalar]:
-    """The arrow type of `dtype` and its NaN (made from buffers: pa.scalar would import pandas)."""
-    arrow_type = pa.from_numpy_dtype(dtype)
+def _arrow_nan(arrow_type: pa.DataType) -> pa.Scalar:
+    """NaN as a scalar of `arrow_type` (made from buffers: pa.scalar would import pandas)."""
     nan = pa.Array.from_buffers(pa.float64(), 1, [None, pa.py_buffer(np.array([np.nan]).tobytes())])
-    return arrow_type, pc.cast(nan, arrow_type)[0]
+    return pc.cast(nan, arrow_type)[0]
 
 
 def _numpy(column: pa.ChunkedArray) -> np.ndarray:

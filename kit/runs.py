@@ -82,6 +82,13 @@ class Run:
         return float(sum(m.get("seconds") or 0 for m in [*self.folds.values(), *self.full.values()]))
 
     @property
+    def devices(self) -> str:
+        """What the finished folds and full fits trained on ("8 x tpu", "2 x gpu", "cpu"), as metrics.json says;
+        several when the run's parts trained on different machines, "" for runs from before kit recorded it."""
+        parts = [*self.folds.values(), *self.full.values()]
+        return ", ".join(sorted({m["devices"] for m in parts if m.get("devices")}))
+
+    @property
     def state(self) -> str:
         if self.unfinished:
             where = ", ".join(f"{name} at {progress}" for name, progress in self.unfinished.items())
@@ -106,7 +113,7 @@ class Run:
                 "fold_accuracy": {str(k): v for k, v in self.fold_accuracy.items()}, "fold_std": self.fold_std,
                 "n_folds": self.n_folds, "folds_finished": len(self.folds),
                 "best_epochs": {str(k): v for k, v in self.best_epochs.items()}, "full_fits": len(self.full),
-                "train_seconds": self.train_seconds, "unfinished": self.unfinished, "export": self.export,
+                "train_seconds": self.train_seconds, "devices": self.devices, "unfinished": self.unfinished, "export": self.export,
                 "notes": self.notes, "on_kaggle": self.on_kaggle,
                 "mlflow": _json(self.path / "mlflow.json", []),  # kit.track.RECORD
                 "config": self.config}
@@ -256,7 +263,7 @@ def row(rank: int, run: Run) -> list[str]:
     return [str(rank), run.name, run.recipe, run.model,
             "\n".join(f"{k}={value_text(v)}" for k, v in run.changes.items()) or "-",
             accuracy, folds, " ".join(map(str, run.best_epochs.values())) or "-",
-            duration(run.train_seconds) if run.folds or run.full else "-",
+            duration(run.train_seconds) + (f" on {run.devices}" if run.devices else "") if run.folds or run.full else "-",
             f"{export['size_mb']:.2f} MB" + (" fp16" if export["fp16"] else "") if export else "-",
             f"{export['latency_mean_ms']:.2f} ms" if export and export["latency_mean_ms"] is not None else "-",
             run.state]

@@ -45,7 +45,7 @@ from kit import track, vocabulary
 from kit.config import Config
 from kit.cv import CVResult, summarize
 from kit.devices import backend_accelerators
-from kit.distribute import strategy_scope
+from kit.distribute import Replicas, check_batch, split_batch, strategy_scope
 from kit.errors import KitError
 from kit.folds import assign_folds
 from kit.models import create_model
@@ -94,13 +94,14 @@ def compile_model(cfg: Config, steps_per_epoch: int, replicas: int = 1) -> keras
     """A fresh model in the config's precision, compiled with its optimizer, loss and XLA setting.
 
     Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer (the model's policy asks for it); the
-    logits are float32 in every policy, so the loss is too.
+    logits are float32 in every policy, so the loss is too. Accuracy is a weighted metric (Keras 3 ignores sample
+    weights in plain `metrics`), so the rows that pad a validation batch for the replicas count for nothing.
     """
     model = build_model(cfg)
     model.compile(
         optimizer=_optimizer(cfg, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.train.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        weighted_metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         jit_compile=resolve_jit_compile(cfg.train.jit_compile, replicas),
     )
     return model
@@ -112,6 +113,7 @@ def train(cfg: Config, cache_dir: Path, run_dir: Path, n_folds: int = 5, only_fo
     from kit.cache import open_cache
 
     build_model(cfg)  # fail fast on a bad model name or size, before any data is read
+    check_batch(cfg.train.batch_size, strategy)  # and on a global batch the replicas cannot split
     cache = open_cache(cache_dir)
     cfg = vocabulary.with_signs(cfg, cache.signs, cache_dir)  # one output per sign of the data's map
     folds = assign_folds(cache.participant_ids, n_folds)
@@ -219,12 +221,14 @@ def train_fold(cfg: Config, cache: "Cache", folds: np.ndarray, fold: int, fold_d
         f"from {plural(len(np.unique(cache.participant_ids[val_idx])), 'unseen signer')}"
         + (f"; resuming after epoch {done}" if done else ""))
     start = time.time()
-    model, val_ds = fit_model(cfg, cache, train_idx, val_idx, fold_dir, done, strategy)
+    model, val_ds, replicas = fit_model(cfg, cache, train_idx, val_idx, fold_dir, done, strategy)
     history = _read_history(fold_dir / "history.csv")
     best_epoch = int(np.argmax(history["val_accuracy"]))
 
+    from kit.pipeline import predict
+
     model.load_weights(fold_dir / "model.weights.h5")
-    logits = model.predict(val_ds, verbose=0)
+    logits = predict(model, val_ds, len(val_idx))  # every held-out sequence, the padding for the replicas dropped
     probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
     labels = cache.labels[val_idx]
     accuracy = float(np.mean(probs.argmax(-1) == labels))
@@ -232,25 +236,33 @@ def train_fold(cfg: Config, cache: "Cache", folds: np.ndarray, fold: int, fold_d
              participant_ids=cache.participant_ids[val_idx], labels=labels, probs=probs.astype(np.float32))
     metrics = {"fold": fold, "validated": True, "val_accuracy": accuracy, "best_epoch": best_epoch + 1,
                "epochs": cfg.train.epochs, "train_sequences": len(train_idx), "val_sequences": len(val_idx),
-               "seconds": round(time.time() - start, 1), "resumed_after_epoch": done}
+               "seconds": round(time.time() - start, 1), "resumed_after_epoch": done, "devices": str(replicas),
+               "batch_size": cfg.train.batch_size}
     (fold_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     say(f"fold {fold}: best epoch {best_epoch + 1}, accuracy on unseen signers {accuracy:.3f}")
     return accuracy
 
 
 def fit_model(cfg: Config, cache: "Cache", train_idx: np.ndarray, val_idx: np.ndarray | None, out_dir: Path,
-              done: int, strategy: str) -> tuple[keras.Model, object]:
+              done: int, strategy: str) -> tuple[keras.Model, object, Replicas]:
     """Train on `train_idx` from epoch `done` (restored from out_dir/backup) to cfg.train.epochs, keeping in
     out_dir/model.weights.h5 the best epoch on `val_idx`, or the last epoch when `val_idx` is None (a full fit).
-    Returns the model (last epoch) and the validation dataset (None without one)."""
+    Returns the model (last epoch), the validation dataset (None without one) and the replicas it trained on.
+
+    train.batch_size is the global batch whatever the replicas (kit.distribute), so steps, schedule and mixup
+    are the same recipe on every machine."""
     from kit.pipeline import make_dataset, steps_per_epoch
 
     with strategy_scope(strategy) as replicas:
-        batch = cfg.train.batch_size * replicas
+        batch = cfg.train.batch_size
+        per_replica = split_batch(batch, replicas.count)
+        if replicas.count > 1:
+            say(f"global batch {batch}: {per_replica} sequences on each of {replicas}")
         steps = steps_per_epoch(cfg, len(train_idx), batch)
         train_ds = make_dataset(cache, train_idx, cfg, training=True, start_pass=done, batch_size=batch)
-        val_ds = None if val_idx is None else make_dataset(cache, val_idx, cfg, training=False, batch_size=batch)
-        model = compile_model(cfg, steps, replicas)
+        val_ds = None if val_idx is None else make_dataset(cache, val_idx, cfg, training=False, batch_size=batch,
+                                                           replicas=replicas.count)
+        model = compile_model(cfg, steps, replicas.count)
         if done:
             EpochBackup.restore(model, out_dir / "backup", out_dir / "model.weights.h5")
     if cfg.train.precision != "float32" or model.jit_compile:
@@ -260,7 +272,7 @@ def fit_model(cfg: Config, cache: "Cache", train_idx: np.ndarray, val_idx: np.nd
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, initial_epoch=done, steps_per_epoch=steps,
               callbacks=_callbacks(cfg, out_dir, done, validated=val_ds is not None), shuffle=False,
               verbose=verbose)  # the pipeline shuffles
-    return model, val_ds
+    return model, val_ds, replicas
 
 
 def _callbacks(cfg: Config, fold_dir: Path, done: int, validated: bool = True) -> list[keras.callbacks.Callback]:

@@ -18,7 +18,8 @@ Every request is recorded in `requests`; failure modes are switches: `fail_next`
 `html_next` (an HTML page instead of JSON, as an overloaded front end sends), `rules_accepted`, `drop_file` (the
 connection dies mid-file), `stall_file` (mid-file, until released), `kernel_error` (the next kernel run fails with a
 log), `hold_kernels` (pushed kernels stay RUNNING until `release_kernels()`), `kernel_runner` (a function that plays
-a kernel's run instead of running its script).
+a kernel's run instead of running its script), `sessions_outlive_delete` (DeleteKernel answers OK but the session
+goes on RUNNING and is still reported, as kaggle-cli issue 937 saw).
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ class KaggleStub:
         self.kernel_error: str | None = None
         self.kernel_runner = None  # (body, input_dir, working_dir) -> (returncode, stdout, stderr)
         self.max_sessions = 2  # running batch sessions per machine shape, as Kaggle allows for GPUs
+        self.sessions_outlive_delete = False
         self.quota_used, self.quota_allowed = 3.5, 30.0  # GPU hours this week
         self.hold = threading.Event()
         self.hold.set()
@@ -542,6 +544,9 @@ class KaggleStub:
 
     def _rpc_DeleteKernel(self, body: dict, seen: Seen, h) -> tuple[int, dict]:
         ref = f"{body.get('userName')}/{body.get('kernelSlug')}"
+        if self.sessions_outlive_delete and ref in self.kernels:
+            self.deleted.append(ref)
+            return 200, {}
         kernel = self.kernels.pop(ref, None)
         if kernel is None:
             return _error(404, "Kernel not found")

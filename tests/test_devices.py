@@ -58,3 +58,16 @@ def test_readme_kaggle_install_names_every_dependency_but_tensorflow():
     listed = {re.split(r"[<>=!\[ ;]", word.strip('"'), maxsplit=1)[0].lower()
               for word in line.split("&&", 1)[1].split()[2:]}
     assert names - {"tensorflow-cpu"} == listed
+
+
+def test_tpus_are_also_asked_of_jax(tmp_path):
+    """Rule: TPU detection asks JAX as well as /dev/accel* (TPU v5e chips are VFIO devices, with no accel file);
+    JAX's CPU devices (even 8 simulated ones) are never taken for TPUs."""
+    import pytest
+
+    pytest.importorskip("jax")
+    from kit.devices import jax_tpus
+
+    assert jax_tpus() == []  # this machine's JAX has no TPU backend
+    assert machine_accelerators(fake_machine(tmp_path, tpus=1)) == ["tpu: accel0"]
+    assert machine_accelerators(fake_machine(tmp_path / "b", tpus=1), ask_jax=False) == ["tpu: accel0"]

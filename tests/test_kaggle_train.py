@@ -182,13 +182,16 @@ def test_round_trip_trains_in_kernels_and_a_rerun_sends_nothing(stub, tmp_path):
 
 def test_dry_run_renders_everything_and_sends_nothing(stub, tmp_path, monkeypatch):
     """--dry-run: the wheel dataset and one kernel per fold group rendered, the plan listed; no request at all.
-    The TPU shape trains with JAX; no deprecated enable_gpu/enable_tpu and no pinned docker image."""
+    The TPU shape trains with JAX; no deprecated enable_gpu/enable_tpu and no pinned docker image. --parallel
+    defaults to the accelerator's limit (1 on TPU), and each kernel's name says its accelerator."""
     run = tmp_path / "runs" / "tpu"
-    result = start(run, "--accelerator", "tpu", "--parallel", "1", "--folds-per-kernel", "2", "--dry-run")
+    result = start(run, "--accelerator", "tpu", "--folds-per-kernel", "2", "--dry-run")
     assert result.exit_code == 0, result.output
     assert stub.count == 0
     assert "dry run: nothing sent" in result.stdout and f"{OWNER}/asl-signs-kit-wheel" in result.stdout
+    assert "at most 1 at once" in result.stdout
     kernels = sorted((run / "kaggle" / "kernels").iterdir())
+    assert [k.name.split("-")[-2:] for k in kernels] == [["tpu", "f01"], ["tpu", "f2"]]
     assert [job_of((k / "train.py").read_text())["folds"] for k in kernels] == [[0, 1], [2]]
     meta = json.loads((kernels[0] / "kernel-metadata.json").read_text())
     assert meta["machine_shape"] == "TpuV5E8" and meta["competition_sources"] == ["asl-signs"]
@@ -379,8 +382,10 @@ def test_ctrl_c_while_waiting_says_the_kernels_run_on(stub, tmp_path):
 
 
 def test_status_and_cancel(stub, tmp_path):
-    """status: each fold group's state, time since the push, and the week's quota; cancel says which kernels it
-    deletes and deletes them; --resume then pushes the cancelled folds again."""
+    """status: each fold group's state, time since the push, what only its running session holds, and the week's
+    quota; cancel lists the kernels and the folds their sessions would lose, asks (no answer: nothing deleted;
+    --yes for scripts), deletes them and checks with Kaggle that they stopped; --resume then pushes the
+    cancelled folds again."""
     stub.hold_kernels()
     run = tmp_path / "run"
     pushed = start(run, "--no-wait")
@@ -389,10 +394,16 @@ def test_status_and_cancel(stub, tmp_path):
     shown = kaggle("status", str(run))
     assert shown.exit_code == 0, shown.output
     assert shown.stdout.count(": running, 0 min (kernel kit-tester/kit-run-") == 2
+    assert shown.stdout.count("any it finished exist only inside the running session until it ends") == 2
     assert "quota this week: GPU 3.5 of 30 h used, 26.5 h left, TPU 0.0 of 20 h used" in shown.stdout
-    cancelled = kaggle("cancel", str(run))
+    asked = CliRunner().invoke(app, ["kaggle", "cancel", str(run)], input="n\n")
+    assert asked.exit_code == 0 and "nothing deleted" in asked.stdout and not stub.deleted
+    assert "to delete (which stops their sessions):" in asked.output and "deleting the kernel loses them" in asked.output
+    assert CliRunner().invoke(app, ["kaggle", "cancel", str(run)]).stdout.strip() == "nothing deleted"  # no answer
+    cancelled = kaggle("cancel", str(run), "--yes")
     assert cancelled.exit_code == 0, cancelled.output
     assert cancelled.output.count("deleting kernel kit-tester/kit-run-") == 2
+    assert cancelled.stdout.count("deleted, its session stopped (Kaggle reports it gone)") == 2
     assert sorted(stub.deleted) == sorted(f"{OWNER}/{s}" for s in slugs(run))
     assert kaggle("status", str(run)).stdout.count(": cancelled") == 2
     stub.release_kernels()
@@ -400,6 +411,29 @@ def test_status_and_cancel(stub, tmp_path):
     assert resumed.exit_code == 0, resumed.output
     assert len(stub.calls("SaveKernel")) == 4
     assert all((run / f"fold{k}" / "metrics.json").is_file() for k in range(3))
+
+
+def test_cancel_says_when_kaggle_still_runs_a_deleted_kernel(stub, tmp_path):
+    """A session Kaggle still reports running after its kernel was deleted (kaggle-cli issue 937) is said out
+    loud, with where to stop it; a finished kernel's folds not yet downloaded are shown as held only by its
+    session."""
+    stub.hold_kernels()
+    stub.sessions_outlive_delete = True
+    run = tmp_path / "run"
+    assert start(run, "--no-wait", "--fold", "0").exit_code == 0
+    cancelled = kaggle("cancel", str(run), "--yes")
+    assert cancelled.exit_code == 0, cancelled.output
+    slug = slugs(run)[0]
+    assert (f"kernel {OWNER}/{slug} (folds [0]): deleted, but Kaggle still reports version 1 running: its session "
+            f"may go on using your quota; check https://www.kaggle.com/code/{OWNER}/{slug}") in cancelled.stdout
+    stub.release_kernels()
+    stub.sessions_outlive_delete = False
+    group = {**state(run)["groups"][slug], "status": "complete"}
+    from kit.kaggle_train import only_in_session
+
+    assert only_in_session(run, state(run), group) == (
+        f"folds [0] finished and exist only in that session's output until kit kaggle train --resume {run} "
+        "downloads them (deleting the kernel loses them)")
 
 
 def test_full_fits_from_the_folds_come_back_beside_them(stub, tmp_path):
@@ -471,6 +505,8 @@ def test_a_manifest_naming_files_outside_the_run_is_refused():
 @pytest.mark.parametrize("args, message", [
     (["--accelerator", "p100"], "--accelerator 'p100' is not known; use t4 (T4 x2) or tpu (TPU v5e-8)"),
     (["--parallel", "3"], "--parallel 3: Kaggle runs 1 to 2 t4 sessions at once"),
+    (["--accelerator", "tpu", "--set", "train.batch_size=12"], "--accelerator tpu: train.batch_size=12 (the global "
+     "batch) does not split evenly over 8 replicas: use --set train.batch_size=16"),
     (["--fold", "7"], "--fold 7 is out of range: with --folds 3 use 0..2"),
     (["--backend", "torch"], "--backend 'torch' is not known; use tensorflow or jax"),
 ])
@@ -478,3 +514,18 @@ def test_bad_options_fail_before_anything_is_sent(stub, tmp_path, args, message)
     result = start(tmp_path / "run", *args)
     assert result.exit_code == 1 and result.output.splitlines()[-1] == f"Error: {message}"
     assert stub.count == 0
+
+
+def test_folds_inside_a_running_session_are_estimated_from_the_runs_pace(tmp_path):
+    """Rule: Kaggle hands over a running session's output only at its end, so what it finished is estimated from
+    the pace of this run's folds that came back (metrics.json seconds), and said to exist only in that session."""
+    from kit.kaggle_train import only_in_session
+
+    (tmp_path / "fold0").mkdir()
+    (tmp_path / "fold0" / "metrics.json").write_text(json.dumps({"val_accuracy": 0.5, "seconds": 3600}))
+    group = {"folds": [1, 2, 3], "version": 1, "status": "running", "pushed_at": time.time() - 2.5 * 3600}
+    assert only_in_session(tmp_path, {"kind": "fold"}, group) == (
+        "folds [1, 2, 3] not back yet: any it finished exist only inside the running session until it ends (at this "
+        "run's pace (1 h 00 min a fold) about 2 of them are finished); deleting the kernel loses them")
+    assert only_in_session(tmp_path, {"kind": "fold"}, {**group, "status": "queued"}) is None
+    assert only_in_session(tmp_path, {"kind": "fold"}, {**group, "folds": [0]}) is None

@@ -75,11 +75,11 @@ def test_evaluation_batches_are_what_the_exported_graph_computes(cache):
 
     cfg = Config(preprocess=PreprocessConfig(max_len=16, motion=True, dominant_hand=True))
     rows = np.arange(len(cache))[::-1]
-    got = np.concatenate([x["features"].numpy() for x, _ in make_dataset(cache, rows, cfg, training=False,
-                                                                         batch_size=5)])
+    got = np.concatenate([x["features"].numpy() for x, _, _ in make_dataset(cache, rows, cfg, training=False,
+                                                                            batch_size=5)])
     want = np.stack([preprocess(cache.frames(int(i)), cfg.preprocess)[0].numpy() for i in rows])
     np.testing.assert_array_equal(got, want)
-    labels = np.concatenate([y.numpy().argmax(-1) for _, y in make_dataset(cache, rows, cfg, training=False)])
+    labels = np.concatenate([y.numpy().argmax(-1) for _, y, _ in make_dataset(cache, rows, cfg, training=False)])
     np.testing.assert_array_equal(labels, cache.labels[rows])
 
 

@@ -20,7 +20,8 @@ EPOCHS = 4
 
 
 def fake_trained(run_dir: Path, accuracies=(0.5, 0.6), overrides=(), base: Config | None = None,
-                 exported: bool = False, cv: bool = True, n_folds: int | None = None) -> Path:
+                 exported: bool = False, cv: bool = True, n_folds: int | None = None,
+                 devices: str | None = None) -> Path:
     """What kit train leaves in a run, without training: config.json, run.json, and per fold config.json,
     history.csv (validation accuracy rising to the fold's accuracy) and metrics.json; cv.json; export.json."""
     cfg = apply_overrides(base or Config(), list(overrides))
@@ -38,7 +39,8 @@ def fake_trained(run_dir: Path, accuracies=(0.5, 0.6), overrides=(), base: Confi
         (fold / "history.csv").write_text("\n".join(rows) + "\n")
         (fold / "metrics.json").write_text(json.dumps({
             "fold": k, "validated": True, "val_accuracy": acc, "best_epoch": EPOCHS - k, "epochs": EPOCHS,
-            "train_sequences": 30, "val_sequences": 10 * (k + 1), "seconds": 60.0, "resumed_after_epoch": 0}))
+            "train_sequences": 30, "val_sequences": 10 * (k + 1), "seconds": 60.0, "resumed_after_epoch": 0,
+            **({"devices": devices} if devices else {})}))
     if cv:
         weighted = sum(acc * 10 * (k + 1) for k, acc in enumerate(accuracies)) / sum(10 * (k + 1) for k in
                                                                                   range(len(accuracies)))
@@ -65,17 +67,17 @@ def table_lines(output: str) -> dict[str, str]:
 
 def test_table_is_best_first_and_shows_only_the_keys_that_differ(tmp_path):
     """One row per run, best CV first; changes name only the keys not equal in every run; CV has its fold spread;
-    best epochs, train time, and size and latency for the exported run."""
+    best epochs, train time with the machine it trained on, and size and latency for the exported run."""
     root = tmp_path / "runs"
     fake_trained(root / "base", (0.5, 0.6))
-    fake_trained(root / "mixup", (0.7, 0.8), ["train.mixup_alpha=0.5"], exported=True)
+    fake_trained(root / "mixup", (0.7, 0.8), ["train.mixup_alpha=0.5"], exported=True, devices="8 x tpu")
     fake_trained(root / "mlp", (0.2, 0.4), ["train.epochs=60"], base=recipe("mlp80"))
     result = runner.invoke(app, ["runs", str(root)])
     assert result.exit_code == 0, result.output
     rows = table_lines(result.output)
     assert list(rows) == ["mixup", "base", "mlp"]
     mixup, base, mlp = rows["mixup"], rows["base"], rows["mlp"]
-    assert "0.7667 ± 0.0707" in mixup and "2/2" in mixup and " 4 3 " in mixup and "2m00s" in mixup
+    assert "0.7667 ± 0.0707" in mixup and "2/2" in mixup and " 4 3 " in mixup and "2m00s on 8 x tpu" in mixup
     assert "2.50 MB fp16" in mixup and "7.25 ms" in mixup and mixup.rstrip().endswith("done")
     assert "train.mixup_alpha=0.5" in mixup and "train.mixup_alpha=0.0" in base
     assert "mlp80" in mlp and "train.epochs=60" in mlp and "train.epochs=40" in base

@@ -1,5 +1,5 @@
-"""A killed training run (folds or full fits) resumes from its last epoch; mirrored training runs on two logical
-CPU devices."""
+"""A killed training run (folds or full fits) resumes from its last epoch (training on several devices:
+tests/test_distribute.py)."""
 
 from __future__ import annotations
 
@@ -157,30 +157,6 @@ def test_report_md_lists_folds_participants_and_confusions(cache, tmp_path):
     for pair in cv["confused_pairs"]:
         assert f"| {pair['true']} | {pair['predicted']} | {pair['count']} |" in report
     assert (run / "fold0" / "tensorboard").is_dir()
-
-
-MIRRORED = """
-import sys, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from kit.cli import app
-sys.argv = ["kit"] + sys.argv[1:]
-app()
-"""
-
-
-def test_mirrored_strategy_trains_on_two_logical_cpus(cache, tmp_path):
-    """--strategy mirrored replicates the model on 2 logical CPU devices and still writes a finished fold."""
-    run = tmp_path / "mirrored"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run(
-        [sys.executable, "-c", MIRRORED, "train", "--cache", str(cache), "--out", str(run), "--folds", "2",
-         "--fold", "1", "--epochs", "1", "--model", "llama_tiny", "--set", "preprocess.max_len=16",
-         "--strategy", "mirrored"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "MirroredStrategy on 2 replicas" in proc.stderr
-    oof = np.load(run / "fold1" / "oof.npz")
-    assert np.all(np.isfinite(oof["probs"]))
 
 
 def test_a_kill_between_backup_and_best_weights_loses_nothing(tmp_path):
