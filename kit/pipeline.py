@@ -7,10 +7,11 @@ across cores.
 Memory plan. Training keeps in RAM only the landmarks that preprocessing can read (`RESIDENT`: both hands,
 lips, eyes, nose and upper body, closed under the left-right mirror): 86 of the 543 points, as float32. The
 full competition set (94,477 sequences, about 3.6 million frames) takes 3.6e6 x 86 x 3 x 4 bytes = 3.7 GB
-(every point in float16 would be 11.7 GB), loaded once per `Cache`, shared by all folds and the validation set,
-read in chunks so that the cache's 11.7 GB of shards never count as the process' memory. The augmentations
-and the one preprocessing function run on these 86 columns (`layout=RESIDENT`): the same ops as in the
-exported graph, indexing the columns where those landmarks sit.
+(every point in float16 would be 11.7 GB), loaded once per `Cache` into one numpy buffer that tf.data then reads
+in place (no second copy), shared by all folds and the validation set, read in chunks so that the cache's
+11.7 GB of shards never count as the process' memory. The augmentations and the one preprocessing function
+run on these 86 columns (`layout=RESIDENT`): the same ops as in the exported graph, indexing the columns where
+those landmarks sit.
 
 Order. A training dataset is one endless stream: pass p holds every index once, in the order of a stateless
 shuffle seeded by (seed, p), and the stream is cut into full batches; an epoch is `steps_per_pass` of them. A
@@ -52,6 +53,7 @@ def resident_landmarks() -> np.ndarray:
 
 
 RESIDENT = resident_landmarks()
+ALIGN = 64  # bytes: TensorFlow's CPU allocator alignment (EIGEN_MAX_ALIGN_BYTES), which DLPack import checks
 
 
 def steps_per_pass(n_sequences: int, batch_size: int) -> int:
@@ -80,7 +82,7 @@ class Resident:
     def __init__(self, cache: Cache):
         shard_frames = np.asarray(cache._shard_frames, dtype=np.int64)
         shard_start = np.concatenate([[0], np.cumsum(shard_frames)])
-        frames = np.empty((int(shard_start[-1]), len(RESIDENT), 3), dtype=np.float32)
+        frames = _aligned_empty((int(shard_start[-1]), len(RESIDENT), 3))
         chunks = [(s, f) for s, n in enumerate(shard_frames) for f in range(0, int(n), self.CHUNK_FRAMES)]
         label = f"Loading landmarks into memory ({frames.nbytes / 1e9:.1f} GB)"
         for shard, first in (chunks if len(frames) < 1_000_000 else track(chunks, label)):
@@ -91,7 +93,9 @@ class Resident:
             frames[at:at + count] = raw.reshape(count, N_LANDMARKS, 3)[:, RESIDENT]
         starts = shard_start[cache._shard] + cache._offsets
         with tf.device("/CPU:0"):
-            self.frames = tf.constant(frames)
+            # Handed over without a copy (DLPack shares the buffer): a tf.constant would hold the landmarks twice
+            # while it copies, 7 GB at full scale, too much for a free notebook's 12.7 GB.
+            self.frames = tf.experimental.dlpack.from_dlpack(frames.__dlpack__())
             self.starts = tf.constant(starts.astype(np.int64))
             self.lengths = tf.constant(cache.lengths.astype(np.int64))
             self.labels = tf.constant(cache.labels.astype(np.int32))
@@ -104,6 +108,16 @@ class Resident:
         """Sequence `i` as float32 `[T, len(RESIDENT), 3]` (the landmarks of `RESIDENT`), NaN where missing."""
         start = self.starts[i]
         return self.frames[start:start + self.lengths[i]]
+
+
+def _aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised float32 array whose buffer starts on a 64-byte boundary: TensorFlow takes a buffer over
+    from DLPack only when it is aligned as its own allocator aligns (numpy's large arrays sit 16 bytes past a
+    page)."""
+    nbytes = int(np.prod(shape)) * 4
+    raw = np.empty(nbytes + ALIGN, dtype=np.uint8)
+    skip = -raw.ctypes.data % ALIGN
+    return raw[skip:skip + nbytes].view(np.float32).reshape(shape)
 
 
 def resident(cache: Cache) -> Resident:
