@@ -149,7 +149,7 @@ def latency_gate(model: bytes, sequences: list[np.ndarray], limit_ms: float = LA
         ok = more >= 0
         if ok:
             detail += (f"; budget {budget_ms:g} ms with safety x{BUDGET_SAFETY:g}: room for {more} more member"
-                       f"{'' if more == 1 else 's'} like these {members}")
+                       f"{'' if more == 1 else 's'} like the {members} in it")
         else:
             detail = (f"mean {fast['mean_ms']:.2f} ms with XNNPACK x{BUDGET_SAFETY:g} safety = "
                       f"{fast['mean_ms'] * BUDGET_SAFETY:.1f} ms breaks the budget of {budget_ms:g} ms: drop "
