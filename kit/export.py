@@ -24,7 +24,7 @@ import tensorflow as tf
 from kit import tflite, vocabulary
 from kit.config import PreprocessConfig
 from kit.errors import KitError
-from kit.gates import SIZE_LIMIT_MB, check_model, failures, vocabulary_gate
+from kit.gates import LATENCY_LIMIT_MS, SIZE_LIMIT_MB, check_model, failures, vocabulary_gate
 from kit.landmarks import N_LANDMARKS
 from kit.preprocess import preprocess
 from kit.progress import plural, say
@@ -169,12 +169,15 @@ class Ensemble(tf.Module):
     """raw `[T, 543, 3]` -> each distinct preprocessing once -> mean of the models' softmax -> `[n_classes]`.
 
     Models trained with different feature options (say an mlp80 fold beside llama26 folds) share the graph;
-    models with the same preprocessing share its ops.
+    models with the same preprocessing share its ops. The served graph runs the models on the real frames only
+    (`pad=False`); `pad=True` pads to max_len as training does (bench/latency.py times the two side by side).
+    `reference` is always the padded Keras path: the parity gate proves the unpadded graph against it.
     """
 
-    def __init__(self, models, preprocess_cfgs: list[PreprocessConfig]):
+    def __init__(self, models, preprocess_cfgs: list[PreprocessConfig], pad: bool = False):
         super().__init__()
         self.models = models
+        self.pad = pad
         self.preprocess_cfgs = list(dict.fromkeys(preprocess_cfgs))  # distinct, in first-seen order
         self.uses = [self.preprocess_cfgs.index(c) for c in preprocess_cfgs]
         # Keras 3 variables are not tracked through a tf.Module attribute; list them so the converter
@@ -183,29 +186,33 @@ class Ensemble(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, N_LANDMARKS, 3], tf.float32, name=tflite.INPUT)])
     def serve(self, inputs):
-        return {tflite.OUTPUT: self._probs(inputs)}
+        return {tflite.OUTPUT: self._probs(inputs, self.pad)}
 
     def reference(self, frames: np.ndarray) -> np.ndarray:
-        """The Keras path, run eagerly: what the TFLite file must reproduce."""
-        return self._probs(tf.constant(frames, tf.float32)).numpy()
+        """The padded Keras path, run eagerly, as in training: what the TFLite file must reproduce."""
+        return self._probs(tf.constant(frames, tf.float32), pad=True).numpy()
 
-    def _probs(self, inputs: tf.Tensor) -> tf.Tensor:
+    @property
+    def max_lens(self) -> list[int]:
+        return sorted({cfg.max_len for cfg in self.preprocess_cfgs})
+
+    def _probs(self, inputs: tf.Tensor, pad: bool) -> tf.Tensor:
         batches = []
         for cfg in self.preprocess_cfgs:
-            features, mask = preprocess(inputs, cfg)
+            features, mask = preprocess(inputs, cfg, pad=pad)
             batches.append({"features": features[None], "mask": mask[None]})
         probs = [tf.nn.softmax(m(batches[k], training=False), axis=-1) for m, k in zip(self.models, self.uses)]
         return tf.reduce_mean(tf.stack(probs), axis=0)[0]
 
 
-def load_ensemble(fold_dirs: list[Path]) -> Ensemble:
+def load_ensemble(fold_dirs: list[Path], pad: bool = False) -> Ensemble:
     """Rebuild each fold's model from its own config (architecture, sizes and preprocessing)."""
     models, configs = [], []
     for d in fold_dirs:
         model, cfg = load_fold_model(d)
         models.append(model)
         configs.append(cfg.preprocess)
-    return Ensemble(models, configs)
+    return Ensemble(models, configs, pad=pad)
 
 
 def convert(ensemble: Ensemble, fp16: bool = False) -> bytes:
@@ -225,8 +232,12 @@ def convert(ensemble: Ensemble, fp16: bool = False) -> bytes:
 
 
 def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path | None = None, top: int = 3,
-           fp16: bool = False, force: bool = False, max_mb: float = SIZE_LIMIT_MB) -> ExportResult:
+           fp16: bool = False, force: bool = False, max_mb: float = SIZE_LIMIT_MB,
+           budget_ms: float = LATENCY_LIMIT_MS) -> ExportResult:
     """Export an ensemble, run every gate, and write model.tflite, export.json and (if the gates pass) submission.zip.
+
+    The latency gate holds the measured mean (times gates.BUDGET_SAFETY) to `budget_ms` and says how many more
+    members of the same kind would fit.
 
     A failed gate raises KitError naming it, after writing model.tflite and export.json for inspection;
     `force=True` writes submission.zip anyway.
@@ -242,7 +253,9 @@ def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path
     ensemble = load_ensemble(fold_dirs)
     model = convert(ensemble, fp16=fp16)
     say("checking the Kaggle contract (signature, ops, size, finiteness, latency, parity)")
-    gates = check_model(model, reference=ensemble.reference, fp16=fp16, size_limit_mb=max_mb, n_classes=len(signs))
+    gates = check_model(model, reference=ensemble.reference, fp16=fp16, size_limit_mb=max_mb,
+                        max_lens=ensemble.max_lens, budget_ms=budget_ms, members=len(fold_dirs),
+                        n_classes=len(signs))
     gates.append(vocabulary_gate(signs))
     competition = gates[-1].ok
     out_dir.mkdir(parents=True, exist_ok=True)

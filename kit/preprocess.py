@@ -6,7 +6,10 @@ serving cannot drift. Only builtin TFLite ops are used (gather, boolean_mask, is
 Recipe (26th place): keep x and y of both hands, 26 face points (lips, eyes) and 17 upper-body pose points;
 move the head (kit/head.py: the nose, the pose's nose in frames without a face) to the origin and divide by the
 spread of the kept points; NaN (a missing hand, a frame without a face) -> 0 after normalisation;
-drop frames with no hand (keeping at least one); subsample to at most `max_len` frames; pad to `max_len`.
+drop frames with no hand (keeping at least one); subsample to at most `max_len` frames; pad to `max_len`
+for training batches, or (`pad=False`, the exported graph) hand the models the real frames only: padding is
+most of the compute at inference (real sequences have a median of ~30 frames) and the models are exact under
+their mask, so the answer is the same (the export's parity gate proves it on every length it probes).
 
 Options (80th place, kit/features.py, all off by default): the dominant hand only, mirrored to be the right;
 shoulder width as the unit of length; hand-to-face and wrist-to-fingertip distances; finger-joint and elbow
@@ -34,8 +37,11 @@ def n_features(cfg: PreprocessConfig) -> int:
     return coords * (3 if cfg.motion else 1) + F.n_extra(cfg)
 
 
-def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None) -> tuple[tf.Tensor, tf.Tensor]:
+def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None,
+               pad: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
     """One raw sequence `[T, 543, 3]` -> features `[max_len, F]` float32 and mask `[max_len]` float32 (1 = real).
+
+    `pad=False` (the exported graph): features `[n, F]` and a mask of n ones, n the real frames (1..max_len).
 
     `layout`: the training pipeline passes frames holding only the landmarks it keeps in RAM (`[T, K, 3]`,
     kit.pipeline.RESIDENT); the same ops then index those columns. None (the files, the exported graph): 543.
@@ -83,6 +89,8 @@ def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None) -> tuple[t
     features = tf.concat(parts, axis=1) if len(parts) > 1 else coords
     features = tf.where(tf.math.is_nan(features), tf.zeros_like(features), features)
     width = n_features(cfg)
+    if not pad:
+        return tf.reshape(features, [length, width]), tf.ones([length], tf.float32)
     features = tf.pad(features, [[0, cfg.max_len - length], [0, 0]])
     mask = tf.pad(tf.ones([length], tf.float32), [[0, cfg.max_len - length]])
     # Static shapes for the model; reshape (not ensure_shape, which is a Flex op) tells the converter.

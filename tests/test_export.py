@@ -67,6 +67,7 @@ def test_two_architectures_from_two_runs_ensemble_and_pass_every_gate(tmp_path):
         "signature", "ops", "size", "finite", "latency", "parity", "vocabulary"]
     assert report["models"] == [str(conv / "fold0"), str(llama / "fold1")]
     assert "FAIL" not in result.output
+    assert "room for" in result.output  # the default budget of 100 ms: how many more such members fit
 
 
 def test_models_with_different_feature_options_share_one_graph(tmp_path):
@@ -101,3 +102,18 @@ def test_failed_gate_refuses_the_zip_unless_forced(tmp_path):
     forced = CliRunner().invoke(app, ["export", str(run), "--max-mb", "0.1", "--force"])
     assert forced.exit_code == 0 and "--force: wrote submission.zip although a gate failed" in forced.output
     assert (run / "export" / "submission.zip").is_file()
+
+
+def test_ensemble_over_the_latency_budget_is_refused_in_one_line(tmp_path):
+    """kit export --budget-ms B: an ensemble whose measured mean (times the safety factor) breaks B is refused
+    with one line naming the latency gate and the budget, and no submission.zip is written."""
+    from typer.testing import CliRunner
+
+    from kit.cli import app
+
+    run = fake_run(tmp_path / "run", model_names=("llama_tiny",))
+    result = CliRunner().invoke(app, ["export", str(run), "--budget-ms", "0.001"])
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: export gate 'latency' failed: ") and "breaks the budget of 0.001 ms" in last
+    assert not (run / "export" / "submission.zip").exists()

@@ -17,7 +17,8 @@ MAX_LEN, N_FEATURES = 384, 170
 @pytest.mark.parametrize("name", list_models())
 @pytest.mark.parametrize("length", [1, 7, 384])
 def test_every_model_runs_on_odd_lengths_and_ignores_padding(name, length):
-    """Logits are [B, 250] and finite; changing what sits in padded frames changes nothing."""
+    """Logits are [B, 250] and finite; changing what sits in padded frames changes nothing, and the real frames
+    alone (no padding at all, as the exported graph runs them) give the same logits."""
     model = create_model(name, max_len=MAX_LEN, n_features=N_FEATURES)
     rng = np.random.default_rng(length)
     features = np.zeros((2, MAX_LEN, N_FEATURES), np.float32)
@@ -30,6 +31,21 @@ def test_every_model_runs_on_odd_lengths_and_ignores_padding(name, length):
     noisy[:, length:] = rng.normal(size=(2, MAX_LEN - length, N_FEATURES))
     out_noisy = np.asarray(model({"features": noisy, "mask": mask}, training=False))
     np.testing.assert_allclose(out, out_noisy, atol=1e-4)
+    real = {"features": features[:, :length], "mask": np.ones((2, length), np.float32)}
+    np.testing.assert_allclose(np.asarray(model(real, training=False)), out, atol=1e-4)
+
+
+@pytest.mark.parametrize("length", [1, 5, 15])
+def test_centred_convolutions_see_zeros_past_the_real_frames_either_way(length):
+    """conv_transformer with causal=False ("same" convolutions look ahead): at the last real frames the
+    padded batch and the real frames alone agree, because padded frames are zeroed before every convolution."""
+    model = create_model("conv_transformer_tiny", max_len=16, n_features=8, causal=False)
+    rng = np.random.default_rng(length)
+    features = rng.normal(size=(1, 16, 8)).astype(np.float32)  # padding full of noise
+    mask = (np.arange(16) < length).astype(np.float32)[None]
+    padded = np.asarray(model({"features": features, "mask": mask}, training=False))
+    real = {"features": features[:, :length], "mask": np.ones((1, length), np.float32)}
+    np.testing.assert_allclose(np.asarray(model(real, training=False)), padded, atol=1e-5)
 
 
 def test_unknown_model_lists_the_valid_names():

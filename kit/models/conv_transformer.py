@@ -162,8 +162,8 @@ def build_conv_transformer(max_len: int, n_features: int, n_classes: int, dim: i
                            expand: int, heads: int, mlp_expand: int, dropout: float, head_dropout: float,
                            late_dropout_step: int, causal: bool, name: str) -> keras.Model:
     """Frames -> stem -> `stages` x [3 conv blocks, 1 transformer block] -> Dense(2 dim) -> masked mean -> logits."""
-    features = keras.Input((max_len, n_features), name="features")
-    mask = keras.Input((max_len,), name="mask")
+    features = keras.Input((None, n_features), name="features")
+    mask = keras.Input((None,), name="mask")
     x = keras.layers.Dense(dim, use_bias=False, name="stem")(features)
     x = _batch_norm("stem_norm")(x, mask=mask)
     for s in range(stages):

@@ -73,7 +73,10 @@ class Attention(keras.layers.Layer):
         t = ops.shape(x)[1]
         qkv = ops.reshape(self.qkv(x), (-1, t, 3, self.heads, self.head_dim))
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # [3, B, H, T, D]
-        cos, sin = ops.cast(self.cos[:, :, :t], x.dtype), ops.cast(self.sin[:, :, :t], x.dtype)
+        # The first t rows, taken rather than sliced: t is a graph value when the length varies (the exported
+        # graph's real frames), and JAX's symbolic shapes know a take of t rows is t long (a slice is min(max_len, t)).
+        rows = ops.arange(t)
+        cos, sin = (ops.cast(ops.take(table, rows, axis=2), x.dtype) for table in (self.cos, self.sin))
         q, k, v = _rotate(qkv[0], cos, sin), _rotate(qkv[1], cos, sin), qkv[2]
         scores = ops.cast(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))), "float32")  # NEG_INF is -inf in float16
         scores = scores / np.sqrt(self.head_dim).astype(np.float32)

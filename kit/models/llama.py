@@ -11,8 +11,8 @@ from kit.models.registry import merge_sizes, register_model
 def build_llama(max_len: int, n_features: int, n_classes: int, dim: int, heads: int, head_dim: int,
                 depth: int, mlp_ratio: float, dropout: float, name: str) -> keras.Model:
     """Frames -> linear embedding -> `depth` LLaMa blocks -> RMSNorm -> masked mean -> logits."""
-    features = keras.Input((max_len, n_features), name="features")
-    mask = keras.Input((max_len,), name="mask")
+    features = keras.Input((None, n_features), name="features")
+    mask = keras.Input((None,), name="mask")
     x = keras.layers.Dense(dim, use_bias=False, name="embed")(features)
     hidden = int(dim * mlp_ratio)
     for i in range(depth):

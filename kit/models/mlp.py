@@ -55,8 +55,8 @@ def _dense_block(x, width: int, dropout: float, name: str):
 
 def build_mlp(max_len: int, n_features: int, n_classes: int, frame_dim: int, hidden: int, depth: int,
               segments: int, dropout: float, name: str) -> keras.Model:
-    features = keras.Input((max_len, n_features), name="features")
-    mask = keras.Input((max_len,), name="mask")
+    features = keras.Input((None, n_features), name="features")
+    mask = keras.Input((None,), name="mask")
     x = _dense_block(features, frame_dim, dropout / 2, "frame0")
     x = _dense_block(x, frame_dim, dropout / 2, "frame1")
     x = MaskedSegmentPool(segments, name="pool")(x, mask)
