@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from kit.cli import app
@@ -63,6 +64,13 @@ def table_lines(output: str) -> dict[str, str]:
         if len(cells) > 2 and cells[0].isdigit():
             rows[cells[1]] = line
     return rows
+
+
+@pytest.fixture(autouse=True)
+def piped(monkeypatch):
+    """These tests read the full one-line-per-run table, which kit runs prints when its output is not a terminal:
+    a COLUMNS inherited from the shell (or a test runner's worker) would make it fit that width instead."""
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 def test_table_is_best_first_and_shows_only_the_keys_that_differ(tmp_path):
