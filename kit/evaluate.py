@@ -83,8 +83,9 @@ def evaluate(model_path: Path, data_dir: Path, participants: list[int] | None = 
     rows = read_labels(data_dir, participants, limit)
     interp = tflite.interpreter(model, threads=threads)
     n_signs = rows.attrs["n_signs"]
-    if n_signs != N_CLASSES and tflite.n_outputs(interp) != n_signs:  # your own vocabulary: a model of its signs
-        raise KitError(f"{model_path}: has {tflite.n_outputs(interp)} outputs, but {Path(data_dir) / SIGN_MAP_NAME} "
+    outputs = tflite.n_outputs(interp) if n_signs != N_CLASSES else N_CLASSES
+    if outputs != n_signs:  # your own vocabulary: a model of its signs
+        raise KitError(f"{model_path}: has {outputs} outputs, but {Path(data_dir) / SIGN_MAP_NAME} "
                        f"names {n_signs} signs: score a model on data of its own vocabulary")
     predict = tflite.contract_runner(interp, str(model_path), n_classes=n_signs)
     hits, times = [], []

@@ -119,11 +119,11 @@ def check_competition_vocabulary(source: Path, data: bytes) -> None:
 
     beside = source.parent / SIGN_MAP_NAME
     n = tflite.n_outputs(tflite.interpreter(data))
-    if n == N_CLASSES and not (beside.is_file() and not vocabulary.is_competition(vocabulary.read_map(beside))):
+    signs = vocabulary.read_map(beside) if beside.is_file() else None
+    if n == N_CLASSES and (signs is None or vocabulary.is_competition(signs)):
         return
-    signs = vocabulary.read_map(beside) if beside.is_file() else [None] * n
-    raise KitError(f"{source}: own vocabulary ({len(signs)} signs), not a competition submission: kit submit sends "
-                   "only models of the competition's 250 signs (kit predict runs this one)")
+    raise KitError(f"{source}: own vocabulary ({n if signs is None else len(signs)} signs), not a competition "
+                   "submission: kit submit sends only models of the competition's 250 signs (kit predict runs this one)")
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:

@@ -89,13 +89,12 @@ def contract_problems(interp, n_classes: int = N_CLASSES) -> list[str]:
         return problems
     runner = interp.get_signature_runner(SIGNATURE)
     spec_in = runner.get_input_details()[INPUT]
-    spec_out = runner.get_output_details()[OUTPUT]
     if spec_in["dtype"] != np.float32:
         problems.append(f"input {INPUT!r} should be float32, found {np.dtype(spec_in['dtype']).name}")
     if list(spec_in["shape_signature"]) != [-1, N_LANDMARKS, 3]:
         problems.append(f"input {INPUT!r} should have shape [None, {N_LANDMARKS}, 3], "
                         f"found {_shape(spec_in['shape_signature'])}")
-    shape = [int(d) for d in spec_out["shape_signature"]]
+    shape = _output_shape(interp)
     if all(d >= 0 for d in shape) and int(np.prod(shape)) != n_classes:  # a static shape that cannot hold them
         problems.append(f"output {OUTPUT!r} should have shape [{n_classes}], found {_shape(shape)}")
     return problems
@@ -104,8 +103,7 @@ def contract_problems(interp, n_classes: int = N_CLASSES) -> list[str]:
 def output_note(interp) -> str:
     """A note when the output's declared shape is not exactly `[250]` (dynamic, or with extra 1-sized axes): the
     scorer's argmax still works on it if it holds 250 values at run time, which only running it can show."""
-    spec = interp.get_signature_runner(SIGNATURE).get_output_details()[OUTPUT]
-    shape = [int(d) for d in spec["shape_signature"]]
+    shape = _output_shape(interp)
     if len(shape) == 1 and shape[0] >= 0:
         return ""
     return (f"output {OUTPUT!r} declares shape {_shape(shape)}, not a fixed [n]: accepted because the scorer takes "
@@ -138,12 +136,18 @@ def contract_runner(interp, where: str = "model", n_classes: int = N_CLASSES):
 def n_outputs(interp, frames: np.ndarray | None = None) -> int:
     """How many values `outputs` holds: from the declared shape when it is static, else by running `frames`
     (default: 10 frames of NaN, the least the contract promises to handle)."""
-    runner = interp.get_signature_runner(SIGNATURE)
-    shape = [int(d) for d in runner.get_output_details()[OUTPUT]["shape_signature"]]
+    shape = _output_shape(interp)
     if all(d >= 0 for d in shape):
         return int(np.prod(shape))
     frames = np.full((10, N_LANDMARKS, 3), np.nan, np.float32) if frames is None else frames
+    runner = interp.get_signature_runner(SIGNATURE)
     return int(np.size(runner(**{INPUT: np.asarray(frames, np.float32)})[OUTPUT]))
+
+
+def _output_shape(interp) -> list[int]:
+    """The declared shape of `outputs` (-1 for a dynamic axis)."""
+    spec = interp.get_signature_runner(SIGNATURE).get_output_details()[OUTPUT]
+    return [int(d) for d in spec["shape_signature"]]
 
 
 def op_names(interp) -> list[str]:
