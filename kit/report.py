@@ -221,9 +221,12 @@ def _export_section(run_dir: Path, export_path: Path) -> list[str]:
     verdict = "<span class='ok'>all gates passed</span>" if info.get("passed") else "<span class='fail'>a gate failed</span>"
     headline = [f"{verdict}; model.tflite {info.get('size_bytes', 0) / 1e6:.2f} MB"
                 + (" (float16 weights)" if info.get("fp16") else "")]
-    latency = by_name.get("latency", {}).get("data", {}).get("xnnpack")
+    timed = by_name.get("latency", {}).get("data", {})
+    latency = timed.get(timed.get("judged", "xnnpack"))  # before the gate said which, it judged XNNPACK
     if latency:
-        headline.append(f"latency mean {latency['mean_ms']:.2f} ms, p95 {latency['p95_ms']:.2f} ms")
+        kernels = "plain kernels" if timed.get("judged") == "builtin" else "XNNPACK"
+        headline.append(f"latency mean {latency['mean_ms']:.2f} ms, p95 {latency['p95_ms']:.2f} ms ({kernels}, "
+                        f"as the scorer would run it)")
     parity = by_name.get("parity", {}).get("data", {})
     if parity:
         headline.append(f"parity max |tflite - keras| {parity['max_abs_diff']:.1e}")

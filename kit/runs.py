@@ -195,12 +195,14 @@ def read_run(path: Path, name: str | None = None) -> Run:
 
 
 def export_summary(path: Path, notes: list[str] | None = None) -> dict | None:
-    """The numbers of an export.json: size, latency (XNNPACK, as the scorer runs), parity, the gates' verdicts."""
+    """The numbers of an export.json: size, latency (with the kernels the scorer's runtime would use, as the
+    latency gate judged it), parity, the gates' verdicts."""
     info = _json(path, notes if notes is not None else [])
     if info is None:
         return None
     gates = {g.get("name"): g for g in info.get("gates", [])}
-    latency = gates.get("latency", {}).get("data", {}).get("xnnpack", {})
+    timed = gates.get("latency", {}).get("data", {})
+    latency = timed.get(timed.get("judged", "xnnpack"), {})  # before the gate said which, it judged XNNPACK
     return {"size_bytes": info.get("size_bytes"), "size_mb": (info.get("size_bytes") or 0) / 1e6,
             "latency_mean_ms": latency.get("mean_ms"), "latency_p95_ms": latency.get("p95_ms"),
             "parity_max_abs_diff": gates.get("parity", {}).get("data", {}).get("max_abs_diff"),

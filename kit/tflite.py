@@ -55,10 +55,8 @@ def read_model(path: Path) -> bytes:
 
 
 def interpreter(model: bytes, threads: int = 1, xnnpack: bool = True):
-    """An allocated `ai_edge_litert` interpreter; `xnnpack=False` runs the plain builtin kernels.
-
-    The scorer's tflite_runtime may not apply the XNNPACK delegate, so latency is worth measuring both ways.
-    """
+    """An allocated `ai_edge_litert` interpreter; `xnnpack=False` runs the plain builtin kernels, as the scorer's
+    runtime does for a graph it cannot delegate (sized_when_run)."""
     from ai_edge_litert import interpreter as litert
 
     resolver = (litert.OpResolverType.AUTO if xnnpack
@@ -153,3 +151,36 @@ def _output_shape(interp) -> list[int]:
 def op_names(interp) -> list[str]:
     """The distinct op names in the model's graph (Flex ops show as `Flex...` or custom ops)."""
     return sorted({op["op_name"] for op in interp._get_ops_details()})
+
+
+def sized_when_run(model: bytes, lengths: tuple[int, int] = (9, 23)) -> tuple[int, list[str]]:
+    """How many tensors TFLite sizes only while the graph runs, and the ops where that starts (those whose inputs
+    were all sized up front).
+
+    A tensor's size is known when the input is resized if it follows from shapes alone (a matmul, a reshape to a
+    constant shape, a slice with constant bounds); it is learned only when the op runs if it depends on values
+    (boolean_mask's WHERE, a slice or a range whose bounds are computed, even from the input's own length), and
+    so is every size downstream. The scorer's runtime cannot delegate a graph holding one of those to XNNPACK
+    (kit.gates.latency_gate). Found by resizing the input to each of `lengths` frames, then comparing each
+    tensor's size before and after a run.
+    """
+    from ai_edge_litert import interpreter as litert
+
+    interp = litert.Interpreter(model_content=model, num_threads=1,
+                                experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    ops = interp._get_ops_details()
+    first = interp.get_input_details()[0]
+    index, rest = first["index"], [int(d) for d in first["shape_signature"][1:]]  # [n_frames, 543, 3] here
+    late = set()
+    for n in lengths:
+        interp.resize_tensor_input(index, [n, *rest])
+        interp.allocate_tensors()
+        before = {t["index"]: tuple(t["shape"]) for t in interp.get_tensor_details()}
+        interp.set_tensor(index, np.full((n, *rest), 0.5, np.float32))
+        interp.invoke()
+        late |= {t["index"] for t in interp.get_tensor_details() if before.get(t["index"]) != tuple(t["shape"])}
+    written = {t for op in ops for t in op["outputs"]}
+    late &= written
+    origins = [op["op_name"] for op in ops
+               if late.intersection(op["outputs"]) and not late.intersection(op["inputs"])]
+    return len(late), sorted(set(origins))

@@ -152,6 +152,46 @@ def test_latency_over_the_budget_fails_in_one_line_and_under_it_says_the_room():
     assert under.ok and "room for" in under.detail and under.data["more_members"] > 0
 
 
+def test_latency_is_judged_with_the_kernels_the_scorer_would_use(monkeypatch):
+    """The scorer's runtime applies XNNPACK only to a graph whose every tensor is sized when the input is resized:
+    such a graph is judged on its XNNPACK mean; one with sizes learned while it runs, on plain kernels (the budget's
+    room too), and the gate names where those sizes start."""
+    import kit.gates as gates
+
+    monkeypatch.setattr(gates, "call_times", lambda model, seqs, xnnpack, n_classes: np.full(len(seqs),
+                                                                                           5.0 if xnnpack else 150.0))
+    monkeypatch.setattr(gates.tflite, "sized_when_run", lambda model: (0, []))
+    static = gates.latency_gate(b"", gates.probe_sequences(4))
+    assert static.ok and static.data["judged"] == "xnnpack" and static.detail.startswith("mean 5.00 ms")
+    monkeypatch.setattr(gates.tflite, "sized_when_run", lambda model: (12, ["WHERE"]))
+    dynamic = gates.latency_gate(b"", gates.probe_sequences(4))
+    assert not dynamic.ok and dynamic.data["judged"] == "builtin"
+    assert dynamic.detail.startswith("mean 150.00 ms, p95 150.00 ms with plain kernels")
+    assert "12 tensors sized only while it runs (from WHERE)" in dynamic.detail
+    budget = gates.latency_gate(b"", gates.probe_sequences(4), budget_ms=100.0, members=3)
+    assert not budget.ok and "mean 150.00 ms with plain kernels" in budget.detail
+
+
+def test_sizes_learned_while_the_graph_runs_are_found_where_they_start():
+    """A graph sized by its input's shape alone has none; boolean_mask (a reshape to a computed shape, then WHERE)
+    has them, counted downstream, and the ops where they start are named."""
+    from kit.tflite import sized_when_run
+
+    def convert(fn):
+        class Graph(tf.Module):
+            @tf.function(input_signature=[tf.TensorSpec([None, 543, 3], tf.float32, name="inputs")])
+            def serve(self, x):
+                return {"outputs": fn(x)}
+
+        graph = Graph()
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([graph.serve.get_concrete_function()], graph)
+        return converter.convert()
+
+    assert sized_when_run(convert(lambda x: tf.reshape(x, [-1, 1629]) * 2.0)) == (0, [])
+    late, origins = sized_when_run(convert(lambda x: tf.boolean_mask(x, x[:, 0, 0] > 0.4) * 2.0))
+    assert late >= 4 and "RESHAPE" in origins
+
+
 def test_parity_probes_the_lengths_where_padding_could_matter():
     """1, 2 and 7 frames, one frame either side of each max_len and max_len itself, and 500 (subsampled)."""
     from kit.gates import parity_lengths

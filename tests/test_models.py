@@ -8,7 +8,7 @@ import pytest
 from kit.errors import KitError
 from kit.models import create_model, list_models
 from kit.models.conv_transformer import ECA, Conv1DBlock, LateDropout, MaskedBatchNorm, TransformerBlock
-from kit.models.layers import Attention, LlamaBlock, MaskedMeanPool, RMSNorm, SwiGLU
+from kit.models.layers import Attention, Dense, LlamaBlock, MaskedMeanPool, RMSNorm, SwiGLU
 from kit.models.mlp import MaskedSegmentPool
 
 MAX_LEN, N_FEATURES = 384, 170
@@ -68,6 +68,7 @@ def test_sizes_that_do_not_fit_are_a_one_line_error():
 
 @pytest.mark.parametrize("layer,args", [
     (RMSNorm(epsilon=1e-5), ((2, 8, 16),)),
+    (Dense(12, activation="swish", name="frame_dense"), ((2, 8, 16),)),
     (SwiGLU(hidden=24), ((2, 8, 16),)),
     (Attention(heads=2, head_dim=8, max_len=8, dropout=0.1), ((2, 8, 16), (2, 8))),
     (LlamaBlock(heads=2, head_dim=8, hidden=24, max_len=8, dropout=0.1), ((2, 8, 16), (2, 8))),
@@ -94,3 +95,29 @@ def test_layers_round_trip_config_and_saved_file(layer, args, tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(np.asarray(loaded(inputs)), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["llama_tiny", "conv_transformer_tiny", "mlp"])
+def test_weights_saved_with_keras_dense_load_and_answer_alike(name, tmp_path, monkeypatch):
+    """Runs trained before the kit's Dense (with Keras' own) load unchanged: the same weights file layout, the same
+    logits, padded or on the real frames only."""
+    import keras
+
+    import kit.models.conv_transformer
+    import kit.models.layers
+    import kit.models.llama
+    import kit.models.mlp
+
+    rng = np.random.default_rng(0)
+    batch = {"features": rng.normal(size=(2, 16, 8)).astype(np.float32), "mask": np.ones((2, 16), np.float32)}
+    with monkeypatch.context() as patch:
+        for module in (kit.models.layers, kit.models.llama, kit.models.mlp, kit.models.conv_transformer):
+            patch.setattr(module, "Dense", keras.layers.Dense)
+        old = create_model(name, max_len=16, n_features=8)
+        old.save_weights(tmp_path / "model.weights.h5")
+        expected = np.asarray(old(batch, training=False))
+    new = create_model(name, max_len=16, n_features=8)
+    new.load_weights(tmp_path / "model.weights.h5")
+    np.testing.assert_allclose(np.asarray(new(batch, training=False)), expected, atol=1e-5)
+    real = {"features": batch["features"][:, :5], "mask": batch["mask"][:, :5]}
+    np.testing.assert_allclose(np.asarray(new(real, training=False)), np.asarray(old(real, training=False)), atol=1e-5)

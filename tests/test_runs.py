@@ -52,7 +52,9 @@ def fake_trained(run_dir: Path, accuracies=(0.5, 0.6), overrides=(), base: Confi
         (run_dir / "export" / "export.json").write_text(json.dumps({
             "models": ["fold0"], "fp16": True, "size_bytes": 2_500_000, "passed": True, "gates": [
                 {"name": "size", "ok": True, "detail": "", "data": {"size_mb": 2.5}},
-                {"name": "latency", "ok": True, "detail": "", "data": {"xnnpack": {"mean_ms": 7.25, "p95_ms": 9.0}}}]}))
+                {"name": "latency", "ok": True, "detail": "", "data": {"builtin": {"mean_ms": 7.25, "p95_ms": 9.0},
+                                                                        "xnnpack": {"mean_ms": 2.5, "p95_ms": 3.0},
+                                                                        "judged": "builtin"}}]}))
     return run_dir
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kit.models.layers import Attention, MaskedMeanPool
+from kit.models.layers import Attention, Dense, MaskedMeanPool
 from kit.models.registry import merge_sizes, register_model
 
 BN_MOMENTUM = 0.95  # the 1st place's value (Keras default 0.99): moving statistics keep up with fast-changing weights
@@ -73,7 +73,7 @@ class Conv1DBlock(keras.layers.Layer):
             raise ValueError(f"Conv1DBlock(dim={self.dim}) adds a residual: its input needs {self.dim} channels, "
                              f"got {input_shape[-1]}")
         inner = (*input_shape[:-1], self.dim * self.expand)
-        self.up = keras.layers.Dense(self.dim * self.expand, activation="swish", name="expand")
+        self.up = Dense(self.dim * self.expand, activation="swish", name="expand")
         self.up.build(input_shape)
         # Causal pads on the left by hand (Keras' DepthwiseConv1D has no "causal"); "same" pads both sides itself.
         self.conv = keras.layers.DepthwiseConv1D(self.kernel_size, padding="valid" if self.causal else "same",
@@ -85,7 +85,7 @@ class Conv1DBlock(keras.layers.Layer):
         self.norm.build(inner)
         self.eca = ECA(name="eca")
         self.eca.build(inner)
-        self.down = keras.layers.Dense(self.dim, name="project")
+        self.down = Dense(self.dim, name="project")
         self.down.build(inner)
         # noise_shape (B, 1, 1) drops the whole branch of a sample (stochastic depth), as the 1st place did.
         self.drop = keras.layers.Dropout(self.dropout, noise_shape=(None, 1, 1))
@@ -116,10 +116,10 @@ class TransformerBlock(keras.layers.Layer):
         dim = input_shape[-1]
         self.norm1, self.norm2 = _batch_norm("norm1"), _batch_norm("norm2")
         self.attn = Attention(self.heads, self.head_dim, self.max_len, self.dropout, name="attn")
-        self.up = keras.layers.Dense(dim * self.expand, activation="swish", use_bias=False, name="mlp_up")
+        self.up = Dense(dim * self.expand, activation="swish", use_bias=False, name="mlp_up")
         for layer in (self.norm1, self.norm2, self.attn, self.up):
             layer.build(input_shape)
-        self.down = keras.layers.Dense(dim, use_bias=False, name="mlp_down")
+        self.down = Dense(dim, use_bias=False, name="mlp_down")
         self.down.build((*input_shape[:-1], dim * self.expand))
         self.drop = keras.layers.Dropout(self.dropout, noise_shape=(None, 1, 1))
 
@@ -164,13 +164,13 @@ def build_conv_transformer(max_len: int, n_features: int, n_classes: int, dim: i
     """Frames -> stem -> `stages` x [3 conv blocks, 1 transformer block] -> Dense(2 dim) -> masked mean -> logits."""
     features = keras.Input((None, n_features), name="features")
     mask = keras.Input((None,), name="mask")
-    x = keras.layers.Dense(dim, use_bias=False, name="stem")(features)
+    x = Dense(dim, use_bias=False, name="stem")(features)
     x = _batch_norm("stem_norm")(x, mask=mask)
     for s in range(stages):
         for c in range(CONVS_PER_STAGE):
             x = Conv1DBlock(dim, kernel_size, expand, dropout, causal, name=f"stage{s}_conv{c}")(x, mask)
         x = TransformerBlock(heads, dim // heads, mlp_expand, max_len, dropout, name=f"stage{s}_attn")(x, mask)
-    x = keras.layers.Dense(dim * 2, name="top")(x)
+    x = Dense(dim * 2, name="top")(x)
     x = MaskedMeanPool(name="pool")(x, mask)
     x = LateDropout(head_dropout, late_dropout_step, name="late_dropout")(x)
     logits = keras.layers.Dense(n_classes, name="logits", dtype="float32")(x)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from kit.models.layers import LlamaBlock, MaskedMeanPool, RMSNorm
+from kit.models.layers import Dense, LlamaBlock, MaskedMeanPool, RMSNorm
 from kit.models.registry import merge_sizes, register_model
 
 
@@ -13,7 +13,7 @@ def build_llama(max_len: int, n_features: int, n_classes: int, dim: int, heads: 
     """Frames -> linear embedding -> `depth` LLaMa blocks -> RMSNorm -> masked mean -> logits."""
     features = keras.Input((None, n_features), name="features")
     mask = keras.Input((None,), name="mask")
-    x = keras.layers.Dense(dim, use_bias=False, name="embed")(features)
+    x = Dense(dim, use_bias=False, name="embed")(features)
     hidden = int(dim * mlp_ratio)
     for i in range(depth):
         x = LlamaBlock(heads, head_dim, hidden, max_len, dropout, name=f"block{i}")(x, mask)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from kit.models.layers import Dense
 from kit.models.registry import merge_sizes, register_model
 
 
@@ -47,7 +48,7 @@ class MaskedSegmentPool(keras.layers.Layer):
 
 
 def _dense_block(x, width: int, dropout: float, name: str):
-    x = keras.layers.Dense(width, use_bias=False, name=f"{name}_dense")(x)
+    x = Dense(width, use_bias=False, name=f"{name}_dense")(x)
     x = keras.layers.LayerNormalization(name=f"{name}_norm")(x)
     x = keras.layers.Activation("gelu", name=f"{name}_gelu")(x)
     return keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
