@@ -8,10 +8,12 @@ and with plain builtin kernels, the input's length fixed or changing from call t
 - a toy: 20 matmuls of 256 x 256 on `[n, 256]` (the most XNNPACK can win: nothing but matmuls);
 - the kit's exported ensemble: 3 x llama_small at their real lengths, as `kit export` writes it.
 
-What it showed (2026-12-03, 2 cores): tflite-runtime 2.14 delegates the toy, whose tensors are all sized when the
-input is resized, and gains 2.2-3.5x as ai-edge-litert does; it gains nothing (0.9-1.0x) on the kit's ensemble,
-whose sizes are learned while it runs (kit.tflite.sized_when_run), where ai-edge-litert gains 3.8-4.2x. That is
-why the export's latency gate judges such a graph on plain kernels.
+What it showed (2026-12-03, 2 cores, 80 calls): ai-edge-litert gains 3.1-3.3x from XNNPACK on the kit's ensemble,
+fixed length or not. tflite-runtime 2.14 gained nothing (0.9-1.0x) on the ensemble while its graph had sizes
+learned while it runs (kit.tflite.sized_when_run) or a float slice along time; on today's graph it gains 2.7x at
+a fixed length but 1.2x (20.9 vs 25.3 ms) when the length changes from call to call, as on Kaggle: it prepares
+its delegate anew for each length. That is why the export's latency gate judges plain kernels
+(kit.tflite.SCORER_KERNELS).
 
     python bench/scorer_runtime.py                     # builds the venv on first use (~/.cache/kit/...)
     python bench/scorer_runtime.py --calls 100
@@ -135,7 +137,8 @@ def main() -> None:
 
         for name, (path, _) in graphs.items():
             late, origins = sized_when_run(Path(path).read_bytes())
-            print(f"{name}: {late} tensors sized only while it runs" + (f" (from {', '.join(origins)})" if late else ""))
+            where = f" (from {', '.join(origins)})" if late else ""
+            print(f"{name}: {late} tensors sized only while it runs{where}")
     print(f"\nmean ms per call, 1 thread, {args.calls} calls; 'changing': lengths of kit synth --like-competition")
     print(f"{'runtime':22} {'graph':18} {'length':9} {'xnnpack':>8} {'builtin':>8} {'gain':>6}")
     for runtime, graphs_out in results.items():

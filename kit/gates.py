@@ -132,32 +132,27 @@ def budget_room(mean_ms: float, members: int, budget_ms: float, safety: float = 
 
 def latency_gate(model: bytes, sequences: list[np.ndarray], limit_ms: float = LATENCY_LIMIT_MS,
                  budget_ms: float | None = None, members: int = 1, n_classes: int = N_CLASSES) -> Gate:
-    """Mean and p95 ms per sequence on one thread, with the XNNPACK delegate and with plain builtin kernels; the
-    gate holds the one the scorer's runtime would use to the limit, and reports the other beside it.
-
-    That runtime is XNNPACK only if every tensor of the graph is sized when the input is resized
-    (tflite.sized_when_run): the scorer's tflite_runtime 2.9.1 cannot delegate a graph whose sizes are learned while
-    it runs. Measured with tflite-runtime 2.14.0, the nearest that installs (bench/scorer_runtime.py): such a graph
-    runs at the speed of plain kernels with the delegate on, while ai-edge-litert, which the kit times with,
-    delegates it 4x faster. With `budget_ms` (kit export --budget-ms) the gate holds the judged mean times
-    BUDGET_SAFETY to the budget instead, and says how many more of `members` would fit.
+    """Mean and p95 ms per sequence on one thread, with plain builtin kernels and with the XNNPACK delegate; the
+    gate holds plain kernels to the limit (tflite.SCORER_KERNELS says why) and reports XNNPACK beside them, with
+    whether the scorer's runtime could delegate the graph at all (tflite.sized_when_run). With `budget_ms`
+    (kit export --budget-ms) it holds the plain mean times BUDGET_SAFETY to the budget instead, and says how
+    many more of `members` would fit.
     """
     data = {}
-    for label, xnnpack in (("xnnpack", True), ("builtin", False)):
+    for label, xnnpack in (("builtin", False), ("xnnpack", True)):
         times = call_times(model, sequences, xnnpack, n_classes)
         data[label] = {"mean_ms": round(float(np.mean(times)), 3), "p95_ms": round(float(np.percentile(times, 95)), 3)}
     late, origins = tflite.sized_when_run(model)
-    judged = "builtin" if late else "xnnpack"
-    kernels = {"xnnpack": "with XNNPACK", "builtin": "with plain kernels"}
-    other = "builtin" if judged == "xnnpack" else "xnnpack"
-    ms = data[judged]["mean_ms"]
-    detail = (f"mean {ms:.2f} ms, p95 {data[judged]['p95_ms']:.2f} ms {kernels[judged]} (limit {limit_ms:.0f} ms, "
-              f"{len(sequences)} sequences of 1-{max(len(s) for s in sequences)} frames, 1 thread); mean "
-              f"{data[other]['mean_ms']:.2f} ms {kernels[other]}")
+    judged = data[tflite.SCORER_KERNELS]
+    ms = judged["mean_ms"]
+    detail = (f"mean {ms:.2f} ms, p95 {judged['p95_ms']:.2f} ms with plain kernels, as the scorer's runtime runs a "
+              f"length that changes from call to call (limit {limit_ms:.0f} ms; {len(sequences)} sequences of "
+              f"1-{max(len(s) for s in sequences)} frames, 1 thread); mean {data['xnnpack']['mean_ms']:.2f} ms with "
+              f"XNNPACK in a newer runtime")
     if late:
-        detail += (f"; plain kernels are what the scorer runs: its runtime cannot apply XNNPACK to a graph with "
-                   f"{late} tensors sized only while it runs (from {', '.join(origins)})")
-    data.update(limit_ms=limit_ms, judged=judged, sized_when_run=late)
+        detail += (f"; the scorer's runtime cannot delegate this graph to XNNPACK at all: {late} tensors are sized "
+                   f"only while it runs (from {', '.join(origins)})")
+    data.update(limit_ms=limit_ms, judged=tflite.SCORER_KERNELS, sized_when_run=late)
     ok = ms <= limit_ms
     if budget_ms is not None:
         more = budget_room(ms, members, budget_ms)
@@ -167,9 +162,9 @@ def latency_gate(model: bytes, sequences: list[np.ndarray], limit_ms: float = LA
             detail += (f"; budget {budget_ms:g} ms with safety x{BUDGET_SAFETY:g}: room for {more} more member"
                        f"{'' if more == 1 else 's'} like the {members} in it")
         else:
-            detail = (f"mean {ms:.2f} ms {kernels[judged]} (as the scorer runs this graph) x{BUDGET_SAFETY:g} "
-                      f"safety = {ms * BUDGET_SAFETY:.1f} ms breaks the budget of {budget_ms:g} ms: drop "
-                      f"{-more} of the {members} members or raise --budget-ms")
+            detail = (f"mean {ms:.2f} ms with plain kernels (as the scorer runs) x{BUDGET_SAFETY:g} safety = "
+                      f"{ms * BUDGET_SAFETY:.1f} ms breaks the budget of {budget_ms:g} ms: drop {-more} of the "
+                      f"{members} members or raise --budget-ms")
     elif not ok:
         detail += "; over the limit: export fewer members (kit export --top N)"
     return Gate("latency", ok, detail, data)

@@ -222,7 +222,7 @@ def _export_section(run_dir: Path, export_path: Path) -> list[str]:
     headline = [f"{verdict}; model.tflite {info.get('size_bytes', 0) / 1e6:.2f} MB"
                 + (" (float16 weights)" if info.get("fp16") else "")]
     timed = by_name.get("latency", {}).get("data", {})
-    latency = timed.get(timed.get("judged", "xnnpack"))  # before the gate said which, it judged XNNPACK
+    latency = timed.get(timed.get("judged", "xnnpack"))  # export.json before plain kernels: XNNPACK
     if latency:
         kernels = "plain kernels" if timed.get("judged") == "builtin" else "XNNPACK"
         headline.append(f"latency mean {latency['mean_ms']:.2f} ms, p95 {latency['p95_ms']:.2f} ms ({kernels}, "

@@ -202,7 +202,7 @@ def export_summary(path: Path, notes: list[str] | None = None) -> dict | None:
         return None
     gates = {g.get("name"): g for g in info.get("gates", [])}
     timed = gates.get("latency", {}).get("data", {})
-    latency = timed.get(timed.get("judged", "xnnpack"), {})  # before the gate said which, it judged XNNPACK
+    latency = timed.get(timed.get("judged", "xnnpack"), {})  # export.json before plain kernels: XNNPACK
     return {"size_bytes": info.get("size_bytes"), "size_mb": (info.get("size_bytes") or 0) / 1e6,
             "latency_mean_ms": latency.get("mean_ms"), "latency_p95_ms": latency.get("p95_ms"),
             "parity_max_abs_diff": gates.get("parity", {}).get("data", {}).get("max_abs_diff"),

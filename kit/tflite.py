@@ -20,6 +20,13 @@ from kit.errors import KitError
 from kit.landmarks import N_CLASSES, N_LANDMARKS
 
 SIGNATURE, INPUT, OUTPUT = "serving_default", "inputs", "outputs"
+# The kernels whose latency the gates judge: plain builtin ones. The scorer calls its tflite_runtime (2.9.1) with a
+# new input length for each sequence. Measured with tflite-runtime 2.14.0, the nearest that installs
+# (bench/scorer_runtime.py, 3 x llama_small): on changing lengths XNNPACK gains it 1.2x over plain kernels
+# (20.9 vs 25.3 ms: the delegate is prepared anew for each new length), and nothing at all on a graph with sizes
+# learned while it runs (sized_when_run); ai-edge-litert, which the kit runs, keeps its delegate across lengths
+# and gains 3.2x (9.0 vs 29.3 ms). So XNNPACK here would promise the scorer's timer twice what it sees.
+SCORER_KERNELS = "builtin"
 
 
 def model_file(path: Path) -> Path:
@@ -55,8 +62,8 @@ def read_model(path: Path) -> bytes:
 
 
 def interpreter(model: bytes, threads: int = 1, xnnpack: bool = True):
-    """An allocated `ai_edge_litert` interpreter; `xnnpack=False` runs the plain builtin kernels, as the scorer's
-    runtime does for a graph it cannot delegate (sized_when_run)."""
+    """An allocated `ai_edge_litert` interpreter; `xnnpack=False` runs the plain builtin kernels, the ones the
+    latency gate judges (SCORER_KERNELS)."""
     from ai_edge_litert import interpreter as litert
 
     resolver = (litert.OpResolverType.AUTO if xnnpack
@@ -161,8 +168,9 @@ def sized_when_run(model: bytes, lengths: tuple[int, int] = (9, 23)) -> tuple[in
     constant shape, a slice with constant bounds); it is learned only when the op runs if it depends on values
     (boolean_mask's WHERE, a slice or a range whose bounds are computed, even from the input's own length), and
     so is every size downstream. The scorer's runtime cannot delegate a graph holding one of those to XNNPACK
-    (kit.gates.latency_gate). Found by resizing the input to each of `lengths` frames, then comparing each
-    tensor's size before and after a run.
+    (tflite-runtime 2.14 applies none of it; tests/test_scorer_runtime.py proves the kit's graphs delegated).
+    Found by resizing the input to each of `lengths` frames, then comparing each tensor's size before and after
+    a run.
     """
     from ai_edge_litert import interpreter as litert
 

@@ -1,0 +1,77 @@
+"""The exported graph in the runtime nearest the scorer's: tflite-runtime 2.14.0, in a venv of its own.
+
+The scorer runs tflite_runtime 2.9.1, which has no wheel for this Python; 2.14.0 is the nearest that installs (it
+needs numpy<2, so it cannot share the kit's venv). The venv is built on first use (~/.cache/kit, as
+bench/scorer_runtime.py builds it); under CI=true a failure to build it fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.runs import fake_run
+
+VENV = Path(os.environ.get("KIT_SCORER_VENV", Path.home() / ".cache" / "kit" / "tflite-runtime-2.14"))
+PINS = ["tflite-runtime==2.14.0", "numpy<2"]
+
+RUN = r'''
+import json, sys
+import numpy as np
+from tflite_runtime.interpreter import Interpreter
+model, inputs = open(sys.argv[1], "rb").read(), np.load(sys.argv[2])
+interp = Interpreter(model_content=model, num_threads=1)
+interp.allocate_tensors()  # applies the default delegate, XNNPACK
+run = interp.get_signature_runner("serving_default")
+outputs = [run(inputs=inputs[k])["outputs"].tolist() for k in sorted(inputs.files, key=int)]
+delegated = sum(op["op_name"] == "DELEGATE" for op in interp._get_ops_details())
+print(json.dumps({"outputs": outputs, "delegated": delegated}))
+'''
+
+
+@pytest.fixture(scope="session")
+def scorer_python() -> Path:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", *PINS], check=True, capture_output=True)
+        except subprocess.CalledProcessError as err:
+            message = f"cannot build {VENV} ({', '.join(PINS)}): {err.stderr.decode().strip()[-300:]}"
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+    return python
+
+
+def test_every_model_and_feature_option_runs_in_the_scorer_runtime_with_xnnpack(tmp_path, scorer_python):
+    """One graph of llama, conv_transformer and an mlp with every feature option: tflite-runtime 2.14 loads it,
+    applies XNNPACK to it (a graph with a size learned while it runs, or a float slice along time, gets none), and
+    answers as the kit's interpreter does, the input length changing from call to call, 1 to 500 frames."""
+    from kit.export import convert, load_ensemble
+    from kit.gates import plausible_frames
+    from kit.tflite import contract_runner, interpreter
+
+    options = dict(dominant_hand=True, shoulder_unit=True, distances=True, angles=True, motion=True, trim_idle=True)
+    folds = [fake_run(tmp_path / "llama", model_names=("llama_tiny",)) / "fold0",
+             fake_run(tmp_path / "conv", model_names=("conv_transformer_tiny",)) / "fold0",
+             fake_run(tmp_path / "mlp", model_names=("mlp",), **options) / "fold0"]
+    model = convert(load_ensemble(folds))
+    (tmp_path / "model.tflite").write_bytes(model)
+    rng = np.random.default_rng(0)
+    inputs = {str(k): plausible_frames(rng, n) for k, n in enumerate((1, 7, 18, 33, 31, 64, 500))}
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    done = subprocess.run([str(scorer_python), "-c", RUN, str(tmp_path / "model.tflite"), str(tmp_path / "inputs.npz")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["delegated"] > 0
+    ours = contract_runner(interpreter(model))
+    for k, frames in inputs.items():
+        np.testing.assert_allclose(np.reshape(result["outputs"][int(k)], -1), ours(frames), atol=1e-5)
