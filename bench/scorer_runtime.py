@@ -9,11 +9,12 @@ and with plain builtin kernels, the input's length fixed or changing from call t
 - the kit's exported ensemble: 3 x llama_small at their real lengths, as `kit export` writes it.
 
 What it showed (2026-12-03, 2 cores, 80 calls): ai-edge-litert gains 3.1-3.3x from XNNPACK on the kit's ensemble,
-fixed length or not. tflite-runtime 2.14 gained nothing (0.9-1.0x) on the ensemble while its graph had sizes
-learned while it runs (kit.tflite.sized_when_run) or a float slice along time; on today's graph it gains 2.7x at
-a fixed length but 1.2x (20.9 vs 25.3 ms) when the length changes from call to call, as on Kaggle: it prepares
-its delegate anew for each length. That is why the export's latency gate judges plain kernels
-(kit.tflite.SCORER_KERNELS).
+fixed length or not; tflite-runtime 2.14 gains nothing (0.9-1.0x), as the graph has sizes learned while it runs
+(kit.tflite.sized_when_run: frames without a hand are dropped). A variant with every size known up front (those
+frames masked instead, tried the same day) gained 2.7x at a fixed length but 1.2x (20.9 vs 25.3 ms) with the
+length changing from call to call, as on Kaggle, where the delegate is prepared anew for each length; and it ran
+up to 10x the frames on real files (65% of the frames of the ten real samples have no hand). So the kit keeps
+dropping them, and the export's latency gate judges plain kernels (kit.tflite.SCORER_KERNELS).
 
     python bench/scorer_runtime.py                     # builds the venv on first use (~/.cache/kit/...)
     python bench/scorer_runtime.py --calls 100

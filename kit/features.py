@@ -72,29 +72,27 @@ def dominant_first(frames: tf.Tensor, layout=None) -> tf.Tensor:
         wrist = int(L.columns([L.OFFSET[hand] + L.HAND_WRIST], layout)[0])
         return tf.reduce_sum(tf.cast(tf.math.is_nan(frames[:, wrist, 0]), tf.int32))
 
-    # Both sides computed, one kept: a tf.cond becomes a TFLite IF, whose branches the delegate cannot see into.
-    return tf.where(missing("left_hand") < missing("right_hand"), mirror(frames, layout), frames)
+    return tf.cond(missing("left_hand") < missing("right_hand"), lambda: mirror(frames, layout), lambda: frames)
 
 
-def active_span(points: tf.Tensor, n_hand_points: int, length: tf.Tensor,
-                min_motion: float = 0.01) -> tuple[tf.Tensor, tf.Tensor]:
-    """[first, last] frames of the sign among the first `length` of `points` (those after are all NaN): idle
-    frames at the start and end (no hand in view, or the hands moving less than `min_motion` units to either
-    neighbour) are cut; idle frames inside the sign are kept. All idle: every frame."""
+def active_span(points: tf.Tensor, n_hand_points: int, min_motion: float = 0.01) -> tuple[tf.Tensor, tf.Tensor]:
+    """[first, last] frames of the sign: idle frames at the start and end (no hand in view, or the hands moving
+    less than `min_motion` units to either neighbour) are cut; idle frames inside the sign are kept.
+    All idle: every frame."""
     hand = points[:, :n_hand_points]
-    position = tf.cumsum(tf.ones_like(hand[:, 0, 0], tf.int32)) - 1
-    following = tf.gather(hand, tf.minimum(position + 1, tf.shape(hand)[0] - 1))  # the last frame: itself
-    step = tf.abs(following - hand)  # [T, H, C], NaN where a hand is missing in either frame
+    step = tf.abs(hand[1:] - hand[:-1])  # [T-1, H, C], NaN where a hand is missing in either frame
     seen = ~tf.math.is_nan(step)
     moved = tf.reduce_sum(tf.where(seen, step, tf.zeros_like(step)), axis=[1, 2]) / tf.maximum(
-        tf.reduce_sum(tf.cast(seen, tf.float32), axis=[1, 2]), 1.0)  # [T]: from frame t to t+1 (0 at the last)
-    before = tf.where(position > 0, tf.gather(moved, tf.maximum(position - 1, 0)), tf.zeros_like(moved))
-    motion = tf.maximum(before, moved)  # to either neighbour
+        tf.reduce_sum(tf.cast(seen, tf.float32), axis=[1, 2]), 1.0)  # [T-1]: from frame t to t+1
+    zero = tf.zeros([1], tf.float32)
+    motion = tf.maximum(tf.concat([zero, moved], axis=0), tf.concat([moved, zero], axis=0))  # to either neighbour
     visible = tf.reduce_any(~tf.math.is_nan(hand[:, :, 0]), axis=1)
     active = tf.logical_and(visible, motion >= min_motion)
+    length = tf.shape(points)[0]
     any_active = tf.reduce_any(active)
-    first = tf.where(any_active, tf.reduce_min(tf.where(active, position, tf.shape(hand)[0])), 0)
-    last = tf.where(any_active, tf.reduce_max(tf.where(active, position, -1)), length - 1)
+    first = tf.where(any_active, tf.argmax(tf.cast(active, tf.int32), output_type=tf.int32), 0)
+    last = tf.where(any_active, length - 1 - tf.argmax(tf.cast(active[::-1], tf.int32), output_type=tf.int32),
+                    length - 1)
     return first, last
 
 
@@ -147,13 +145,6 @@ def unit_shoulders(points: tf.Tensor, cfg: PreprocessConfig) -> tf.Tensor:
 
 def motion(coords: tf.Tensor) -> tf.Tensor:
     """Velocity and acceleration of every coordinate between consecutive frames (0 at the start): `[T, 2 * D]`."""
-    velocity = coords - _previous(coords)  # the first frame is its own predecessor: 0
-    acceleration = velocity - _previous(velocity)
+    velocity = tf.concat([tf.zeros_like(coords[:1]), coords[1:] - coords[:-1]], axis=0)
+    acceleration = tf.concat([tf.zeros_like(velocity[:1]), velocity[1:] - velocity[:-1]], axis=0)
     return tf.concat([velocity, acceleration], axis=1)
-
-
-def _previous(x: tf.Tensor) -> tf.Tensor:
-    """Each frame's predecessor, the first frame its own. Gathered rather than sliced (`x[:-1]`): the XNNPACK
-    delegate of tflite_runtime 2.14 gives up on a whole graph holding a float slice along time."""
-    position = tf.cumsum(tf.ones_like(x[:, 0], tf.int32)) - 1
-    return tf.gather(x, tf.maximum(position - 1, 0))

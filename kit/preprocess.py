@@ -1,15 +1,15 @@
 """Preprocessing, defined once: raw `[frames, 543, 3]` float32 with NaN -> model input `(features, mask)`.
 
 The same TF ops run in the tf.data training pipeline and inside the exported TFLite graph, so training and
-serving cannot drift. Only builtin TFLite ops are used (gather, cumsum, is_nan, where, reductions).
+serving cannot drift. Only builtin TFLite ops are used (gather, boolean_mask, is_nan, where, reductions).
 
 Recipe (26th place): keep x and y of both hands, 26 face points (lips, eyes) and 17 upper-body pose points;
 move the head (kit/head.py: the nose, the pose's nose in frames without a face) to the origin and divide by the
 spread of the kept points; NaN (a missing hand, a frame without a face) -> 0 after normalisation;
 drop frames with no hand (keeping at least one); subsample to at most `max_len` frames; pad to `max_len`
-for training batches, or (`pad=False`, the exported graph) hand the models the sequence's own frames only:
-padding is most of the compute at inference (real sequences have a median of ~30 frames) and the models are
-exact under their mask, so the answer is the same (the export's parity gate proves it on every length it probes).
+for training batches, or (`pad=False`, the exported graph) hand the models the real frames only: padding is
+most of the compute at inference (real sequences have a median of ~30 frames) and the models are exact under
+their mask, so the answer is the same (the export's parity gate proves it on every length it probes).
 
 Options (80th place, kit/features.py, all off by default): the dominant hand only, mirrored to be the right;
 shoulder width as the unit of length; hand-to-face and wrist-to-fingertip distances; finger-joint and elbow
@@ -41,18 +41,17 @@ def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None,
                pad: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
     """One raw sequence `[T, 543, 3]` -> features `[max_len, F]` float32 and mask `[max_len]` float32 (1 = real).
 
-    `pad=False` (the exported graph): features `[S, F]` and mask `[S]`, S = min(T, max_len): the real frames
-    first, subsampled as in training, then (only where frames were dropped: no hand, idle) zero rows of mask 0.
-
-    Every size in the graph follows from T alone: frames are dropped by moving the kept ones to the front and
-    masking the rest, never by a boolean mask or a computed slice, so TFLite sizes every tensor as soon as the
-    input is resized and the scorer's runtime can run the graph with XNNPACK (kit.tflite.sized_when_run).
+    `pad=False` (the exported graph): features `[n, F]` and a mask of n ones, n the real frames (1..max_len).
 
     `layout`: the training pipeline passes frames holding only the landmarks it keeps in RAM (`[T, K, 3]`,
     kit.pipeline.RESIDENT); the same ops then index those columns. None (the files, the exported graph): 543.
     """
     frames = tf.convert_to_tensor(frames, tf.float32)
     channels = 3 if cfg.use_z else 2
+    width = L.N_LANDMARKS if layout is None else len(layout)
+    # A zero-length input still yields one (all-NaN) frame, so the model always sees at least one real step.
+    pad_one = tf.fill([1, width, 3], np.float32(np.nan))
+    frames = tf.concat([frames, pad_one], axis=0)[: tf.maximum(tf.shape(frames)[0], 1)]
     if cfg.dominant_hand:
         frames = F.dominant_first(frames, layout)
 
@@ -60,42 +59,26 @@ def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None,
     head = head_of(frames, layout)[:, :channels]  # [T, C]: the nose, the pose's where the face is missing
     points = tf.gather(frames, L.columns(F.selected_points(cfg), layout), axis=1)[:, :, :channels]  # [T, P, C]
 
-    keep = tf.ones_like(points[:, 0, 0]) > 0  # [T]
     if cfg.drop_handless:
         has_hand = tf.reduce_any(~tf.math.is_nan(points[:, :n_hand_points, 0]), axis=1)
         keep = tf.logical_or(has_hand, ~tf.reduce_any(has_hand))  # no hand anywhere: keep every frame
+        points = tf.boolean_mask(points, keep)
 
     center = _nanmean(head, axis=0)  # [C]: the head's mean position over the sequence
     points = points - center
-    kept = tf.where(keep[:, None, None], points, np.float32(np.nan))  # the dropped frames count in no statistic
-    spread = tf.sqrt(_nanmean(tf.square(kept[:, : F.n_coordinates(cfg)])))  # of the kept points around the head
+    spread = tf.sqrt(_nanmean(tf.square(points[:, : F.n_coordinates(cfg)])))  # of the kept points around the head
     unit = spread
     if cfg.shoulder_unit:
-        shoulders = F.unit_shoulders(kept, cfg)
+        shoulders = F.unit_shoulders(points, cfg)
         unit = tf.where(tf.logical_and(shoulders > 1e-6, ~tf.math.is_nan(shoulders)), shoulders, spread)
     points = points / tf.maximum(unit, 1e-6)
-
-    # The kept frames in time order from the front: slot s holds the kept frame of rank s.
-    rank = tf.cumsum(tf.cast(keep, tf.int32))  # [T]: how many kept frames up to and including each
-    n = tf.reduce_sum(tf.cast(keep, tf.int32))
     if cfg.trim_idle:
-        slots = _positions(points)
-        compact = tf.gather(points, _kth(rank, slots))
-        compact = tf.where((slots < n)[:, None, None], compact, np.float32(np.nan))  # nothing after the last
-        first, last = F.active_span(compact, n_hand_points, n)
-        points, rank, n = compact, slots + 1 - first, last + 1 - first  # the span's frames, ranked from its first
+        first, last = F.active_span(points, n_hand_points)
+        points = points[first: last + 1]
 
-    # At most max_len slots, evenly spaced over the n kept frames (cropping would lose the end): one formula
-    # for both cases (no branch), a sequence of at most max_len frames keeps every frame.
-    # [S], S = min(T, max_len). The slice is of the int positions: the XNNPACK delegate of tflite_runtime 2.14
-    # gives up on a whole graph holding a float slice along time (measured: bench/scorer_runtime.py).
-    slot = _positions(points)[: cfg.max_len]
-    step = tf.cast(tf.maximum(n, cfg.max_len), tf.float32) / float(cfg.max_len)
-    wanted = tf.minimum(tf.cast(tf.cast(slot, tf.float32) * step, tf.int32), tf.maximum(n - 1, 0))
-    points = tf.gather(points, _kth(rank, wanted))
-    mask = tf.cast(slot < tf.minimum(n, cfg.max_len), tf.float32)  # [S]
-
-    coords = tf.reshape(points[:, : F.n_coordinates(cfg)], [-1, F.n_coordinates(cfg) * channels])
+    points = _subsample(points, cfg.max_len)
+    length = tf.shape(points)[0]
+    coords = tf.reshape(points[:, : F.n_coordinates(cfg)], [length, F.n_coordinates(cfg) * channels])
     parts = [coords]
     if cfg.distances:
         parts.append(F.distances(points, cfg))
@@ -104,28 +87,14 @@ def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None,
     if cfg.motion:
         parts.append(F.motion(coords))
     features = tf.concat(parts, axis=1) if len(parts) > 1 else coords
-    features = tf.where(tf.math.is_nan(features) | (mask[:, None] < 1), tf.zeros_like(features), features)
+    features = tf.where(tf.math.is_nan(features), tf.zeros_like(features), features)
     width = n_features(cfg)
     if not pad:
-        return tf.reshape(features, [-1, width]), mask
-    length = tf.shape(mask)[0]
+        return tf.reshape(features, [length, width]), tf.ones([length], tf.float32)
     features = tf.pad(features, [[0, cfg.max_len - length], [0, 0]])
-    mask = tf.pad(mask, [[0, cfg.max_len - length]])
+    mask = tf.pad(tf.ones([length], tf.float32), [[0, cfg.max_len - length]])
     # Static shapes for the model; reshape (not ensure_shape, which is a Flex op) tells the converter.
     return tf.reshape(features, [cfg.max_len, width]), tf.reshape(mask, [cfg.max_len])
-
-
-def _positions(x: tf.Tensor) -> tf.Tensor:
-    """0, 1, ... len(x) - 1 as int32, from a cumulative sum (a range of a computed length is sized only when the
-    graph runs)."""
-    return tf.cumsum(tf.cast(tf.ones_like(x[:, 0, 0]), tf.int32)) - 1
-
-
-def _kth(rank: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
-    """For each k, the index of the kept frame of rank k (0-based): how many frames have a rank up to k. `rank` is
-    the running count of kept frames; a k past the last kept frame gives the last frame."""
-    found = tf.reduce_sum(tf.cast(rank[None, :] <= k[:, None], tf.int32), axis=1)
-    return tf.minimum(found, tf.maximum(tf.shape(rank)[0] - 1, 0))
 
 
 def _nanmean(x: tf.Tensor, axis=None) -> tf.Tensor:
@@ -134,6 +103,18 @@ def _nanmean(x: tf.Tensor, axis=None) -> tf.Tensor:
     total = tf.reduce_sum(tf.where(valid, x, tf.zeros_like(x)), axis=axis)
     count = tf.reduce_sum(tf.cast(valid, tf.float32), axis=axis)
     return total / tf.maximum(count, 1.0)
+
+
+def _subsample(points: tf.Tensor, max_len: int) -> tf.Tensor:
+    """Keep at most `max_len` frames, evenly spaced over the whole sequence (cropping would lose the end).
+
+    One formula for both cases (no branch: a conditional costs more than the arithmetic, in tf.data and in
+    TFLite): a sequence of at most `max_len` frames has step 1 and keeps every frame.
+    """
+    length = tf.shape(points)[0]
+    step = tf.cast(tf.maximum(length, max_len), tf.float32) / float(max_len)
+    idx = tf.cast(tf.range(tf.minimum(length, max_len), dtype=tf.float32) * step, tf.int32)
+    return tf.gather(points, tf.minimum(idx, length - 1))
 
 
 @keras.saving.register_keras_serializable(package="kit")

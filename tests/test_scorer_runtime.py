@@ -27,11 +27,10 @@ import numpy as np
 from tflite_runtime.interpreter import Interpreter
 model, inputs = open(sys.argv[1], "rb").read(), np.load(sys.argv[2])
 interp = Interpreter(model_content=model, num_threads=1)
-interp.allocate_tensors()  # applies the default delegate, XNNPACK
+interp.allocate_tensors()
 run = interp.get_signature_runner("serving_default")
 outputs = [run(inputs=inputs[k])["outputs"].tolist() for k in sorted(inputs.files, key=int)]
-delegated = sum(op["op_name"] == "DELEGATE" for op in interp._get_ops_details())
-print(json.dumps({"outputs": outputs, "delegated": delegated}))
+print(json.dumps({"outputs": outputs}))
 '''
 
 
@@ -50,10 +49,11 @@ def scorer_python() -> Path:
     return python
 
 
-def test_every_model_and_feature_option_runs_in_the_scorer_runtime_with_xnnpack(tmp_path, scorer_python):
-    """One graph of llama, conv_transformer and an mlp with every feature option: tflite-runtime 2.14 loads it,
-    applies XNNPACK to it (a graph with a size learned while it runs, or a float slice along time, gets none), and
-    answers as the kit's interpreter does, the input length changing from call to call, 1 to 500 frames."""
+def test_every_model_and_feature_option_runs_in_the_scorer_runtime(tmp_path, scorer_python):
+    """One graph of llama, conv_transformer and an mlp with every feature option: tflite-runtime 2.14 loads it
+    and answers as the kit's interpreter does, the input length changing from call to call, 1 to 500 frames.
+    (It applies no XNNPACK to this graph: frames without a hand are dropped, so sizes are learned while it runs;
+    the latency gate judges plain kernels for that reason and others, kit.tflite.SCORER_KERNELS.)"""
     from kit.export import convert, load_ensemble
     from kit.gates import plausible_frames
     from kit.tflite import contract_runner, interpreter
@@ -71,7 +71,6 @@ def test_every_model_and_feature_option_runs_in_the_scorer_runtime_with_xnnpack(
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["delegated"] > 0
     ours = contract_runner(interpreter(model))
     for k, frames in inputs.items():
         np.testing.assert_allclose(np.reshape(result["outputs"][int(k)], -1), ours(frames), atol=1e-5)

@@ -108,12 +108,12 @@ class Attention(keras.layers.Layer):
         self.cos, self.sin = cos[None, None], sin[None, None]  # [1, 1, T, D]: constants, not weights
 
     def call(self, x, mask, training=None):
+        t = ops.shape(x)[1]
         qkv = ops.reshape(self.qkv(x), (*leading(x, 2), 3, self.heads, self.head_dim))
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # [3, B, H, T, D]
-        # The tables' first T rows (T frames, a graph value when the length varies), taken by row numbers counted
-        # along x: a slice or a range of T would be sized only when the TFLite graph runs, and JAX's symbolic
-        # shapes know a take of T rows is T long (a slice is min(max_len, T)).
-        rows = ops.cast(ops.cumsum(ops.ones_like(x[0, :, 0]), axis=0), "int32") - 1
+        # The first t rows, taken rather than sliced: t is a graph value when the length varies (the exported
+        # graph's real frames), and JAX's symbolic shapes know a take of t rows is t long (a slice is min(max_len, t)).
+        rows = ops.arange(t)
         cos, sin = (ops.cast(ops.take(table, rows, axis=2), x.dtype) for table in (self.cos, self.sin))
         q, k, v = _rotate(qkv[0], cos, sin), _rotate(qkv[1], cos, sin), qkv[2]
         scores = ops.cast(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))), "float32")  # NEG_INF is -inf in float16
