@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from kit import landmarks as L
+from kit.data import landmarks as L
 from kit.head import head as head_of
 
 # Face-mesh left/right pairs of the points the preprocessing keeps (lips and eyes); other face points keep
@@ -55,7 +55,7 @@ def _remap(frames: tf.Tensor, flat_perm, flip, shift) -> tf.Tensor:
 def mirror(frames: tf.Tensor, layout=None) -> tf.Tensor:
     """Mirror a raw sequence: x -> 1 - x (MediaPipe x is in [0, 1] of the image width) and left <-> right.
 
-    `layout`: the landmarks the frame holds (kit.landmarks.columns); None is all 543.
+    `layout`: the landmarks the frame holds (kit.data.landmarks.columns); None is all 543.
     """
     return _remap(frames, *_mirror_maps(layout))
 

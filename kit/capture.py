@@ -36,8 +36,8 @@ import numpy as np
 
 from kit import quiet
 from kit.errors import KitError
-from kit.landmarks import N_LANDMARKS, OFFSET, SIGN_MAP, SIGN_MAP_NAME, TYPES
-from kit.prepare import TRAIN_COLUMNS, TRAIN_CSV, read_sign_map, read_train_csv
+from kit.data.landmarks import N_LANDMARKS, OFFSET, SIGN_MAP, SIGN_MAP_NAME, TYPES
+from kit.data.prepare import TRAIN_COLUMNS, TRAIN_CSV, read_sign_map, read_train_csv
 from kit.progress import say, track
 from kit.sources import INSTALL, MEDIAPIPE_VERSION, Source, open_source, open_webcam, opencv
 
@@ -264,7 +264,7 @@ def capture(source: Source, out: str | os.PathLike | None = None, fps: float | N
     participant `participant`'s recording of `sign`, with its train.csv row.
 
     `vocabulary` (with `data`): "competition", the folder's signs are the competition's 250 (a new folder gets
-    its map); "own", the folder's map holds the signs recorded into it, and a new sign joins it (kit/vocabulary.py:
+    its map); "own", the folder's map holds the signs recorded into it, and a new sign joins it (kit/data/vocabulary.py:
     a model trained on it gets one output per sign). None: the folder's map decides; a new folder is competition.
     """
     if fps is not None and fps < 0:
@@ -335,7 +335,7 @@ def _plan_output(out, data, participant, sign, vocabulary=None):
 
 def _own_vocabulary(data: Path, sign_map: Path, vocabulary: str | None) -> bool:
     """Whether `data` collects signs of your own: a new folder asked to, or one whose map is not the competition's."""
-    from kit.vocabulary import is_competition
+    from kit.data.vocabulary import is_competition
 
     if not sign_map.is_file():
         return vocabulary == "own"
@@ -365,7 +365,7 @@ def add_to_dataset(data: Path, participant: int, sign: str, own: bool, frames: n
     """Write the file as DATA/train_landmark_files/P/S.parquet (S: one above the folder's largest sequence id),
     then append its train.csv row (creating the folder's train.csv and sign map if new). With `own` (an own
     vocabulary), a sign not yet in the folder's map joins it as the next output; the note says so."""
-    from kit.vocabulary import write_map
+    from kit.data.vocabulary import write_map
 
     data.mkdir(parents=True, exist_ok=True)
     note = ""
@@ -401,7 +401,7 @@ def write_landmarks(path: str | os.PathLike, frames: np.ndarray, info: dict | No
     """`[T, 543, 3]` frames as a competition landmark file (frames 0..T-1), `info` in its metadata; atomic."""
     import pyarrow.parquet as pq
 
-    from kit.synth import DICTIONARY, landmark_table  # the one writer of the competition's columns
+    from kit.data.synth import DICTIONARY, landmark_table  # the one writer of the competition's columns
 
     path = Path(path)
     table = landmark_table(0, np.asarray(frames, np.float64))

@@ -140,7 +140,7 @@ def synth(
             raise KitError("give --data FOLDER, the folder to write the data set into (e.g. kit synth --data "
                            "data/synth)")
         if like_competition:
-            from kit.rehearsal import counts_from_csv, synthesize_like_competition
+            from kit.data.rehearsal import counts_from_csv, synthesize_like_competition
 
             if (signs, participants, per_sign) != (25, 8, 4):
                 raise KitError("--signs, --signers and --per-sign do not go with --like-competition, whose "
@@ -148,7 +148,7 @@ def synth(
             summary = synthesize_like_competition(out, fraction=fraction, seed=seed, workers=workers,
                                                   counts=counts_from_csv(counts) if counts else None)
         else:
-            from kit.synth import synthesize
+            from kit.data.synth import synthesize
 
             if fraction != 1.0 or counts or workers:
                 raise KitError("--fraction, --counts and --workers go with --like-competition")
@@ -171,7 +171,7 @@ def prepare(
 
     Example: kit prepare --data data/asl-signs --cache cache --participants 16069,18796
     """
-    from kit.prepare import build_cache
+    from kit.data.prepare import build_cache
 
     try:
         report = build_cache(

@@ -43,7 +43,7 @@ class PreprocessConfig:
 class ModelConfig:
     name: str = "llama_small"  # the 26th-place model that ensembled three times under 100 ms
     # One output per sign of the data's map: 250 for the competition's; kit train sets it from the cache's map
-    # (kit/vocabulary.py), so that a run on your own N signs gets an N-way head and export rebuilds it.
+    # (kit/data/vocabulary.py), so that a run on your own N signs gets an N-way head and export rebuilds it.
     n_classes: int = 250
     # Size overrides of the preset, e.g. {"dim": 128, "depth": 2}; empty means the registered preset as is.
     overrides: dict = field(default_factory=dict)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kit.errors import KitError
-from kit.vocabulary import run_signs
+from kit.data.vocabulary import run_signs
 
 N_CONFUSED = 15  # sign pairs listed in report.md
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from kit import tflite
 from kit.errors import KitError
-from kit.landmarks import N_CLASSES, N_LANDMARKS, SIGN_MAP_NAME
+from kit.data.landmarks import N_CLASSES, N_LANDMARKS, SIGN_MAP_NAME
 from kit.progress import track
 from kit.quality import leak_warning
 

@@ -5,7 +5,7 @@ trained under JAX or in mixed precision exports the same way. Only builtin TFLit
 no Flex delegate). A run holding full fits on every signer (kit train --full) exports those rather than its folds;
 export.json says of each model whether it was validated on unseen signers.
 
-The outputs are the signs of the members' data (kit/vocabulary.py): the competition's 250, or your own N. The sign
+The outputs are the signs of the members' data (kit/data/vocabulary.py): the competition's 250, or your own N. The sign
 map goes beside model.tflite; a model of your own signs passes the same gates (for its N outputs) and is reported as
 "own vocabulary: N signs, not a competition submission", so no submission.zip is written for it.
 """
@@ -21,11 +21,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from kit import tflite, vocabulary
+from kit import tflite
+
+from kit.data import vocabulary
 from kit.config import PreprocessConfig
 from kit.errors import KitError
 from kit.gates import LATENCY_LIMIT_MS, SIZE_LIMIT_MB, check_model, failures, vocabulary_gate
-from kit.landmarks import N_LANDMARKS
+from kit.data.landmarks import N_LANDMARKS
 from kit.preprocess import preprocess
 from kit.progress import plural, say
 from kit.quality import run_quality, trained_signers
@@ -154,7 +156,7 @@ def resolve_models(run_dir: Path | None, models: list[Path] | None, top: int) ->
 
 
 def member_signs(fold_dirs: list[Path]) -> tuple[str, ...]:
-    """The signs the members name (each run's map, kit/vocabulary.py); members that name different signs cannot
+    """The signs the members name (each run's map, kit/data/vocabulary.py); members that name different signs cannot
     be averaged, so they are refused."""
     found = {}
     for d in fold_dirs:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from kit import landmarks as L
+from kit.data import landmarks as L
 from kit.config import PreprocessConfig
 
 # Wrist and the 5 fingertips: the hand points whose distances to the face say where the sign is made.

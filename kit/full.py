@@ -19,8 +19,8 @@ import keras
 import numpy as np
 
 from kit import config as config_mod
-from kit import vocabulary
-from kit.cache import open_cache
+from kit.data import vocabulary
+from kit.data.cache import open_cache
 from kit.config import Config
 from kit.distribute import check_batch
 from kit.errors import KitError

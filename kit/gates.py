@@ -19,7 +19,7 @@ import numpy as np
 
 from kit import opcheck, tflite
 from kit.errors import KitError
-from kit.landmarks import FACE, LEFT_HAND, N_CLASSES, N_LANDMARKS, RIGHT_HAND
+from kit.data.landmarks import FACE, LEFT_HAND, N_CLASSES, N_LANDMARKS, RIGHT_HAND
 
 SIZE_LIMIT_MB = 40.0  # the competition's limit on model.tflite
 LATENCY_LIMIT_MS = 100.0  # the competition's limit on the mean time per sequence
@@ -78,7 +78,7 @@ def real_lengths(n: int = N_PROBES, seed: int = 0) -> list[int]:
     """Sequence lengths shaped like the competition's: `kit synth --like-competition`'s length model (median ~33
     frames, a long tail), with the extremes 1 and 500 frames first and last. The graph runs on the real frames
     only, so latency depends on this distribution; the scorer's input shape changes from call to call too."""
-    from kit.rehearsal import frame_counts
+    from kit.data.rehearsal import frame_counts
 
     lengths = frame_counts(np.random.default_rng(seed), n - 2)
     return [1, *(int(k) for k in lengths), 500]
@@ -233,7 +233,7 @@ def finite_gate(predict: Callable, n_classes: int = N_CLASSES) -> Gate:
 def vocabulary_gate(signs) -> Gate:
     """The competition's 250 signs in its order, or an own vocabulary: reported, never blocking an export (such a
     model is for `kit predict`, not a competition submission; `kit submit` refuses it)."""
-    from kit import vocabulary
+    from kit.data import vocabulary
 
     ok = vocabulary.is_competition(signs)
     detail = ("the competition's 250 signs, in its sign map's order" if ok else

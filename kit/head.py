@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from kit import landmarks as L
+from kit.data import landmarks as L
 
 
 def head(frames: tf.Tensor, layout=None) -> tf.Tensor:

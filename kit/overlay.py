@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kit import landmarks as L
+from kit.data import landmarks as L
 from kit.errors import KitError
 from kit.progress import track
 from kit.show import COLORS, POSE_POINTS, check_out, hands_in_view, save_gif
@@ -125,7 +125,7 @@ def overlay(path: str | os.PathLike, out: str | os.PathLike | None = None, fps: 
 def _from_capture(path: Path, video):
     """A landmark file's frames, the source to draw on, the source frame of each row and the capture's rate."""
     from kit.capture import capture_info
-    from kit.parquet import read_landmarks
+    from kit.data.parquet import read_landmarks
     from kit.sources import open_source
 
     rows = read_landmarks(path)

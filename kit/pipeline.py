@@ -34,11 +34,11 @@ import numpy as np
 import tensorflow as tf
 
 from kit import augment
-from kit import landmarks as L
-from kit.cache import DTYPE, FRAME_BYTES, SHARDS, Cache
+from kit.data import landmarks as L
+from kit.data.cache import DTYPE, FRAME_BYTES, SHARDS, Cache
 from kit.config import Config
 from kit.errors import KitError
-from kit.landmarks import N_LANDMARKS
+from kit.data.landmarks import N_LANDMARKS
 from kit.preprocess import preprocess
 from kit.progress import track
 

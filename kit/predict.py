@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kit import landmarks as L
+from kit.data import landmarks as L
 from kit import tflite
 from kit.errors import KitError
-from kit import vocabulary
+from kit.data import vocabulary
 from kit.sources import Source
 
 TOP = 5
@@ -84,7 +84,7 @@ def as_probabilities(outputs: np.ndarray) -> tuple[np.ndarray, str]:
 
 def _frames(source, fps: float | None) -> tuple[np.ndarray, str]:
     if not isinstance(source, Source) and Path(source).suffix.lower() == ".parquet":
-        from kit.parquet import read_landmarks
+        from kit.data.parquet import read_landmarks
 
         return read_landmarks(source), str(source)
     from kit.capture import COMPETITION_FPS, competition_frames, run_holistic

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from kit import features as F
-from kit import landmarks as L
+from kit.data import landmarks as L
 from kit.config import PreprocessConfig
 from kit.head import head as head_of
 

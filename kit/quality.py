@@ -109,7 +109,7 @@ def trained_signers(model_dir: Path) -> list[int] | None:
             return sorted({p for p, k in rows if k != int(name[4:])})
         return sorted({p for p, _ in rows})
     cache = _json(run_dir / "run.json").get("cache")
-    if name.startswith("full") and cache and (Path(cache) / "index.npz").is_file():  # kit.cache.INDEX
+    if name.startswith("full") and cache and (Path(cache) / "index.npz").is_file():  # kit.data.cache.INDEX
         import numpy as np
 
         with np.load(Path(cache) / "index.npz") as index:

@@ -24,7 +24,7 @@ from typing import Any
 
 from kit import config as config_mod
 from kit.errors import KitError
-from kit.landmarks import N_CLASSES
+from kit.data.landmarks import N_CLASSES
 
 DEFAULT_ROOT = Path("runs")
 # Folders inside or beside runs that are never runs themselves (MLflow's local store sits beside the runs).
@@ -58,7 +58,7 @@ class Run:
 
     @property
     def model(self) -> str:
-        """The model's name, and its number of signs when it is your own vocabulary (kit/vocabulary.py)."""
+        """The model's name, and its number of signs when it is your own vocabulary (kit/data/vocabulary.py)."""
         name, n = str(self.config.get("model.name", "-")), self.config.get("model.n_classes", N_CLASSES)
         return name if n == N_CLASSES else f"{name}, {n} signs"
 

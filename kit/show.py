@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kit import landmarks as L
+from kit.data import landmarks as L
 from kit.errors import KitError
 from kit.progress import say, track
 
@@ -198,7 +198,7 @@ class ShowResult:
 
 def load_parquet(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     """A landmark file's frames and a title (participant/sequence, and the sign when train.csv is beside it)."""
-    from kit.parquet import read_landmarks
+    from kit.data.parquet import read_landmarks
 
     path = Path(path)
     if not path.is_file():  # a path the user typed: "download it again" (a damaged data file's fix) would mislead
@@ -217,7 +217,7 @@ def _sign_from_train_csv(path: Path) -> str | None:
     train_csv = path.parent.parent.parent / "train.csv"
     if not train_csv.is_file():
         return None
-    from kit.prepare import read_train_csv
+    from kit.data.prepare import read_train_csv
 
     try:
         rows = read_train_csv(train_csv)
@@ -229,7 +229,7 @@ def _sign_from_train_csv(path: Path) -> str | None:
 
 def load_cached(cache_dir: str | os.PathLike, sequence_id: int) -> tuple[np.ndarray, str]:
     """A cached sequence's frames and a title (participant/sequence and sign)."""
-    from kit.cache import open_cache
+    from kit.data.cache import open_cache
 
     cache = open_cache(cache_dir)
     where = np.flatnonzero(cache.sequence_ids == int(sequence_id))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kit import landmarks as L
+from kit.data import landmarks as L
 from kit.errors import BadFile, KitError
 from kit.progress import say, track
 
@@ -117,7 +117,7 @@ def data_stats(data_dir: str | os.PathLike, out_dir: str | os.PathLike | None = 
     `out_dir` defaults to `data_dir`/stats. With `cache_dir`, landmarks of the sequences in that cache are read
     from it; the rest (if any) from their parquet files, said out loud.
     """
-    from kit.prepare import TRAIN_CSV, read_train_csv, select_rows
+    from kit.data.prepare import TRAIN_CSV, read_train_csv, select_rows
 
     data_dir = Path(data_dir)
     rows = select_rows(read_train_csv(data_dir / TRAIN_CSV), None, limit, data_dir / TRAIN_CSV)
@@ -155,14 +155,14 @@ def data_stats(data_dir: str | os.PathLike, out_dir: str | os.PathLike | None = 
 def _cache_lookup(cache_dir):
     if cache_dir is None:
         return None
-    from kit.cache import open_cache
+    from kit.data.cache import open_cache
 
     cache = open_cache(cache_dir)
     return cache, {int(s): i for i, s in enumerate(cache.sequence_ids)}
 
 
 def _frames(data_dir: Path, row, lookup, bad: list) -> np.ndarray | None:
-    from kit.parquet import read_landmarks
+    from kit.data.parquet import read_landmarks
 
     if lookup is not None and row.sequence_id in lookup[1]:
         return lookup[0].frames(lookup[1][row.sequence_id])

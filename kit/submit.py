@@ -112,10 +112,11 @@ def model_bytes(source: Path) -> bytes:
 
 
 def check_competition_vocabulary(source: Path, data: bytes) -> None:
-    """Refuse a model of your own vocabulary (kit/vocabulary.py): its outputs are not the competition's 250 signs
+    """Refuse a model of your own vocabulary (kit/data/vocabulary.py): its outputs are not the competition's 250 signs
     in the competition's order, so Kaggle would score it as wrong on every sequence."""
-    from kit import tflite, vocabulary
-    from kit.landmarks import N_CLASSES, SIGN_MAP_NAME
+    from kit import tflite
+    from kit.data import vocabulary
+    from kit.data.landmarks import N_CLASSES, SIGN_MAP_NAME
 
     beside = source.parent / SIGN_MAP_NAME
     n = tflite.n_outputs(tflite.interpreter(data))

@@ -17,7 +17,7 @@ import numpy as np
 
 from kit import quiet
 from kit.errors import KitError
-from kit.landmarks import N_CLASSES, N_LANDMARKS
+from kit.data.landmarks import N_CLASSES, N_LANDMARKS
 
 SIGNATURE, INPUT, OUTPUT = "serving_default", "inputs", "outputs"
 

@@ -41,20 +41,21 @@ import keras
 import numpy as np
 
 from kit import config as config_mod
-from kit import track, vocabulary
+from kit import track
+from kit.data import vocabulary
 from kit.config import Config
 from kit.cv import CVResult, summarize
 from kit.devices import backend_accelerators
 from kit.distribute import Replicas, check_batch, split_batch, strategy_scope
 from kit.errors import KitError
-from kit.folds import assign_folds
+from kit.data.folds import assign_folds
 from kit.models import create_model
 from kit.preprocess import n_features
 from kit.progress import plural, say
 from kit.report import report_or_warn
 
 if TYPE_CHECKING:
-    from kit.cache import Cache
+    from kit.data.cache import Cache
 
 DEFAULT_CACHE, DEFAULT_RUN = Path("cache"), Path("runs/run")  # kit train's --cache and --out
 
@@ -110,7 +111,7 @@ def compile_model(cfg: Config, steps_per_epoch: int, replicas: int = 1) -> keras
 def train(cfg: Config, cache_dir: Path, run_dir: Path, n_folds: int = 5, only_folds: list[int] | None = None,
           strategy: str = "auto") -> CVResult:
     """Train every fold (or `only_folds`) and write the run directory; returns the cross-validation summary."""
-    from kit.cache import open_cache
+    from kit.data.cache import open_cache
 
     build_model(cfg)  # fail fast on a bad model name or size, before any data is read
     check_batch(cfg.train.batch_size, strategy)  # and on a global batch the replicas cannot split

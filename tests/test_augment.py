@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from kit import augment
-from kit import landmarks as L
+from kit.data import landmarks as L
 
 
 def frames(n: int = 6, seed: int = 0) -> np.ndarray:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from kit import landmarks as L
+from kit.data import landmarks as L
 from kit.cli import app
 from kit.errors import KitError
 
@@ -107,7 +107,7 @@ def test_own_vocabulary_folders_grow_their_map_one_new_sign_at_a_time(tmp_path):
     already there keep their output index); a competition folder refuses to become one, and an own folder refuses
     --vocabulary competition. A folder of the competition's map still takes only its 250 signs."""
     from kit.capture import _plan_output, add_to_dataset
-    from kit.prepare import read_sign_map
+    from kit.data.prepare import read_sign_map
 
     frames = np.random.default_rng(0).uniform(0.2, 0.8, (3, L.N_LANDMARKS, 3))
     own = tmp_path / "own"
@@ -130,7 +130,7 @@ def test_own_vocabulary_folders_grow_their_map_one_new_sign_at_a_time(tmp_path):
 def test_photo_gives_every_point_of_face_hands_and_pose_as_the_signer_sees_left_and_right(photo):
     """One photo, one frame: 468 face, 21 + 21 hand and 33 pose points; the red (right) hand is the player's
     right, on the picture's left, beside the pose's right wrist: unmirrored, as in the competition's files."""
-    from kit.parquet import read_landmarks
+    from kit.data.parquet import read_landmarks
 
     assert photo.frames == 1 and photo.dropped == 0
     frames = read_landmarks(photo.out)
@@ -147,7 +147,7 @@ def test_video_is_resampled_to_30_fps_keeping_only_frames_with_a_pose(clip):
     """60 frames at 23.976 fps are 2.5 s: 75 frames at 30 fps, less those without a pose (the first frame
     of the clip is a cut); the character's right hand is tracked in most frames, her left hand is out of the
     picture; a part is found whole or not at all."""
-    from kit.parquet import read_landmarks
+    from kit.data.parquet import read_landmarks
 
     frames = read_landmarks(clip.out)
     assert clip.read == 60 and clip.fps == 30 and len(frames) == clip.frames == 75 - clip.dropped
@@ -181,9 +181,9 @@ def test_capture_schema_is_the_real_files_schema(clip, shared_samples):
 def test_captures_join_a_competition_folder_and_pass_kit_prepare(mediapipe_ready, clip, tmp_path):
     """--data --participant --sign adds the file and its train.csv row (new ids, the folder's sign map), and
     kit prepare caches the recordings unchanged; kit show titles them with their sign."""
-    from kit.cache import open_cache
+    from kit.data.cache import open_cache
     from kit.capture import add_to_dataset, capture_info
-    from kit.parquet import read_landmarks
+    from kit.data.parquet import read_landmarks
 
     data = tmp_path / "mine"
     result = runner.invoke(app, ["capture", str(PHOTO), "--data", str(data), "--participant", "90001",
@@ -302,7 +302,7 @@ def test_overlay_draws_the_landmarks_where_mediapipe_found_them(photo, clip, tmp
     over its source video, one GIF frame per landmark frame; a file with no video to draw on fails in one line."""
     from PIL import Image
 
-    from kit.parquet import read_landmarks
+    from kit.data.parquet import read_landmarks
     from kit.show import COLORS
 
     out = tmp_path / "photo.gif"

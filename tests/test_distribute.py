@@ -55,8 +55,8 @@ def odd_cache(tmp_path_factory) -> Path:
 
 
 def held_out(cache: Path, fold: int = 1, n_folds: int = 2) -> np.ndarray:
-    from kit.cache import open_cache
-    from kit.folds import assign_folds
+    from kit.data.cache import open_cache
+    from kit.data.folds import assign_folds
 
     return np.flatnonzero(assign_folds(open_cache(cache).participant_ids, n_folds) == fold)
 
@@ -78,7 +78,7 @@ def check_whole_fold(run: Path, cache: Path, devices: str, replicas: int, bad_ba
     nearest = max(replicas, round(bad_batch / replicas) * replicas)
     assert refused == (f"REFUSED: 1 'Error: train.batch_size={bad_batch} (the global batch) does not split evenly "
                        f"over {replicas} replicas: use --set train.batch_size={nearest}' False")
-    from kit.cache import open_cache
+    from kit.data.cache import open_cache
 
     val = held_out(cache)
     assert len(val) % replicas, "the test needs a held-out count with a remainder"
@@ -114,7 +114,7 @@ def test_a_batch_that_does_not_split_names_one_that_does():
 def test_evaluation_pads_its_last_batch_with_rows_that_count_for_nothing(odd_cache):
     """Rule: an evaluation pass over N replicas keeps every sequence in order; only its last batch is padded, to
     a multiple of N, with rows of sample weight 0."""
-    from kit.cache import open_cache
+    from kit.data.cache import open_cache
     from kit.config import Config, PreprocessConfig
     from kit.pipeline import make_dataset
 
@@ -134,7 +134,7 @@ def test_evaluation_pads_its_last_batch_with_rows_that_count_for_nothing(odd_cac
 def test_padding_rows_count_for_nothing_in_validation_accuracy(odd_cache):
     """Rule: validation accuracy is exact whatever the padding: rows of weight 0 (the padding for the replicas)
     never count, right or wrong (Keras 3 applies sample weights only to weighted metrics)."""
-    from kit.cache import open_cache
+    from kit.data.cache import open_cache
     from kit.config import Config, ModelConfig, PreprocessConfig
     from kit.pipeline import make_dataset
     from kit.train import compile_model

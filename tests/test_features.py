@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from kit import features as F
-from kit import landmarks as L
+from kit.data import landmarks as L
 from kit.augment import mirror
 from kit.config import PreprocessConfig
 from kit.evaluate import load_scorer_frames

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from kit.cli import app
 from kit.errors import KitError
 from kit.fetch import STAGING, STATE, fetch_competition
-from kit.synth import synthesize
+from kit.data.synth import synthesize
 from tests.kaggle_stub import KaggleStub, long_sequence, read_competition, sign_in, with_sequence
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def test_fetch_participants_brings_exactly_their_files(stub, tmp_path):
 
 def test_refetch_adds_only_new_files_and_prepare_reads_only_them(stub, tmp_path):
     """A second fetch leaves files in place untouched (no request for them); kit prepare then reads only new ones."""
-    from kit.prepare import build_cache
+    from kit.data.prepare import build_cache
 
     dest, cache = tmp_path / "data", tmp_path / "cache"
     a, b, _ = participants_of(stub.files)
@@ -275,7 +275,7 @@ def test_unknown_participant_is_named(stub, tmp_path):
 def test_real_samples_arrive_intact(shared_samples, tmp_path, monkeypatch):
     """The real competition files (6 of 2 signers, one with frames without a face), through the client and back:
     byte-identical and readable as landmarks."""
-    from kit.parquet import read_landmarks
+    from kit.data.parquet import read_landmarks
 
     with KaggleStub(tmp_path / "kaggle", read_competition(shared_samples)) as server:
         sign_in(monkeypatch, server, tmp_path / "home")

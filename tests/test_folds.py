@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from kit.errors import KitError
-from kit.folds import assign_folds
+from kit.data.folds import assign_folds
 
 
 def test_no_participant_in_two_folds_on_the_real_id_list(shared_samples):

@@ -62,7 +62,7 @@ def full_run(cache, tmp_path_factory):
 def test_full_fits_train_on_every_signer_with_their_own_seed(full_run, cache):
     """Each member holds its config (seed train.seed + k), the last epoch's weights, a history row per epoch and
     metrics marking it finished and unvalidated; the CV run's own config is left as it was."""
-    from kit.cache import open_cache
+    from kit.data.cache import open_cache
 
     run, output, _ = full_run
     for k in (0, 1):

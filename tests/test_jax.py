@@ -32,8 +32,8 @@ def test_jax_trained_run_exports_and_matches_its_own_predictions(tmp_path):
          "--set", "train.mixup_alpha=0.5"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
-    from kit.cache import open_cache
-    from kit.folds import assign_folds
+    from kit.data.cache import open_cache
+    from kit.data.folds import assign_folds
     from kit.pipeline import make_dataset
     from kit.train import load_fold_model
 

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from kit import kaggle_api, kaggle_output
 from kit.cli import app
-from kit.synth import synthesize
+from kit.data.synth import synthesize
 from kit.wheel import build
 from tests.kaggle_stub import KaggleStub, read_competition, sign_in
 

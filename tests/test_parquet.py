@@ -1,4 +1,4 @@
-"""kit.parquet.read_landmarks: the real competition files read exactly as the competition's own loader reads them.
+"""kit.data.parquet.read_landmarks: the real competition files read exactly as the competition's own loader reads them.
 
 Also home of the helpers that write valid landmark files in the competition's format, fast (test_prepare uses
 them for data sets of hundreds of files).
@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from kit.errors import BadFile
-from kit.landmarks import N_LANDMARKS, OFFSET, landmark_index_column, type_column
-from kit.parquet import read_landmarks
+from kit.data.landmarks import N_LANDMARKS, OFFSET, landmark_index_column, type_column
+from kit.data.parquet import read_landmarks
 
 HANDS = ("left_hand", "right_hand")
 
@@ -185,7 +185,7 @@ def test_missing_landmarks_are_data_not_damage(tmp_path, missing):
 def test_reading_imports_neither_pandas_nor_tensorflow(tmp_path):
     """kit prepare stays light: reading files loads no pandas (0.15 s, ~60 MB) and no TensorFlow."""
     path = write_landmarks(tmp_path / "a.parquet", random_frames(np.random.default_rng(4), 3))
-    code = ("import sys, numpy as np; import kit.prepare; from kit.parquet import read_landmarks; "
+    code = ("import sys, numpy as np; import kit.data.prepare; from kit.data.parquet import read_landmarks; "
             f"read_landmarks({str(path)!r}, dtype=np.float16); "
             "print(sorted(m for m in ('pandas', 'tensorflow') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from kit import augment
-from kit import landmarks as L
+from kit.data import landmarks as L
 from kit.config import RECIPES, Config, PreprocessConfig, TrainConfig, recipe
 from kit.preprocess import preprocess
 from tests.runs import synth_and_prepare
@@ -20,13 +20,13 @@ OPTIONS = ("dominant_hand", "shoulder_unit", "distances", "angles", "motion", "t
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    from kit.cache import open_cache
+    from kit.data.cache import open_cache
 
     return open_cache(synth_and_prepare(tmp_path_factory.mktemp("pipe"), 3, 2, 3) / "cache")
 
 
 def real_sequences(samples) -> list[np.ndarray]:
-    from kit.parquet import read_landmarks
+    from kit.data.parquet import read_landmarks
 
     return [read_landmarks(path) for path in sorted(samples.glob("**/*.parquet"))]
 

@@ -23,11 +23,11 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from kit.cache import open_cache
+from kit.data.cache import open_cache
 from kit.cli import app
 from kit.errors import KitError
-from kit.parquet import read_landmarks
-from kit.prepare import build_cache
+from kit.data.parquet import read_landmarks
+from kit.data.prepare import build_cache
 from tests.test_parquet import random_frames, write_landmarks
 
 ROOT = Path(__file__).resolve().parents[1]

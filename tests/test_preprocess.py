@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kit import landmarks as L
+from kit.data import landmarks as L
 from kit.config import PreprocessConfig
 from kit.evaluate import load_scorer_frames
 from kit.preprocess import Preprocess, n_features, preprocess

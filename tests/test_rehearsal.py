@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 
 from kit.cli import app
 from kit.errors import KitError
-from kit.landmarks import N_CLASSES, N_LANDMARKS
-from kit.parquet import read_landmarks
-from kit.rehearsal import (MANIFEST, check_disk, counts_from_csv, plan, real_counts, scaled_counts,
+from kit.data.landmarks import N_CLASSES, N_LANDMARKS
+from kit.data.parquet import read_landmarks
+from kit.data.rehearsal import (MANIFEST, check_disk, counts_from_csv, plan, real_counts, scaled_counts,
                            synthesize_like_competition)
-from kit.synth import SLOWEST, fit_times
+from kit.data.synth import SLOWEST, fit_times
 
 FRACTION = 0.0036
 REAL_TOTAL = 94_477

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from kit.cli import app
 from kit.cv import summarize
 from kit.gates import Gate
-from kit.landmarks import sign_names
+from kit.data.landmarks import sign_names
 from kit.report import REPORT, report_or_warn, write_report
 
 runner = CliRunner()

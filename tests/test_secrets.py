@@ -14,7 +14,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from kit.synth import synthesize
+from kit.data.synth import synthesize
 from tests.kaggle_stub import KaggleStub, read_competition
 from tests.test_submit import build_tflite, make_run
 

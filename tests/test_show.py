@@ -8,11 +8,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from kit import landmarks as L
+from kit.data import landmarks as L
 from kit.cli import app
 from kit.config import PreprocessConfig
 from kit.show import COLORS, Renderer, model_points, raw_view, show
-from kit.synth import synthesize
+from kit.data.synth import synthesize
 
 runner = CliRunner()
 SMALL_DPI = 30  # 120-px panels: enough to find a point, fast to draw
@@ -91,7 +91,7 @@ def synth_files(data):
 
 def test_two_sequences_side_by_side_last_as_long_as_the_longer(synth_data, tmp_path, monkeypatch):
     """Two files make one GIF twice as wide, as many frames as the longer; the default name is <stem>_<stem>.gif here."""
-    from kit.parquet import read_landmarks
+    from kit.data.parquet import read_landmarks
 
     a, b = synth_files(synth_data)[:2]
     monkeypatch.chdir(tmp_path)
@@ -109,7 +109,7 @@ def test_model_view_draws_what_preprocess_returns(synth_data, tmp_path):
     """--model-view has one GIF frame per real (unpadded) model step, and the points are preprocess's output."""
     import tensorflow as tf
 
-    from kit.parquet import read_landmarks
+    from kit.data.parquet import read_landmarks
     from kit.preprocess import preprocess
 
     path = synth_files(synth_data)[0]
@@ -143,8 +143,8 @@ def test_model_view_draws_what_preprocess_returns(synth_data, tmp_path):
 def test_cached_sequence_shows_and_bad_requests_fail_in_one_line(synth_data, tmp_path):
     """--cache DIR --sequence-id ID draws a cached sequence; unknown ids and missing arguments are one-line
     errors naming the fix."""
-    from kit.cache import open_cache
-    from kit.prepare import build_cache
+    from kit.data.cache import open_cache
+    from kit.data.prepare import build_cache
 
     build_cache(synth_data, tmp_path / "cache", workers=1)
     cache = open_cache(tmp_path / "cache")

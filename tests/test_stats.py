@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from kit.cli import app
-from kit.parquet import read_landmarks
+from kit.data.parquet import read_landmarks
 from kit.stats import PLOTS, data_stats, hand_missing
 
 runner = CliRunner()
@@ -59,7 +59,7 @@ def test_counts_lengths_and_missing_rates_match_the_files(data, tmp_path):
 def test_cache_gives_the_same_numbers_and_bad_files_are_named(data, tmp_path):
     """--cache reads the same lengths and missing rates as parquet; an unreadable file is listed, the rest counted,
     and the command exits 1 naming it."""
-    from kit.prepare import build_cache
+    from kit.data.prepare import build_cache
 
     build_cache(data, tmp_path / "cache", workers=1)
     from_parquet = data_stats(data, out_dir=tmp_path / "p")

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from kit.cli import app
 from kit.submit import DATASET_SLUG, KERNEL_SLUG, STATE_FILE, render_kernel
-from kit.synth import synthesize
+from kit.data.synth import synthesize
 from tests.kaggle_stub import KaggleStub, read_competition, sign_in
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from kit.cli import app
 from kit.errors import KitError
-from kit.landmarks import HEAD, LIPS_FACE, N_LANDMARKS, OFFSET, landmark_index_column, type_column
-from kit.parquet import read_landmarks
-from kit.synth import SIGN_MAP, sequences, synthesize
+from kit.data.landmarks import HEAD, LIPS_FACE, N_LANDMARKS, OFFSET, landmark_index_column, type_column
+from kit.data.parquet import read_landmarks
+from kit.data.synth import SIGN_MAP, sequences, synthesize
 
 N_SIGNS, N_SIGNERS, PER_SIGN = 4, 5, 2  # 5 signers: exactly one is left-handed (a fifth)
 HANDS = ("left_hand", "right_hand")

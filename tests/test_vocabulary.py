@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from kit import vocabulary
+from kit.data import vocabulary
 from kit.cli import app
 from kit.config import Config
 from kit.errors import KitError
-from kit.landmarks import SIGN_MAP_NAME, sign_names
+from kit.data.landmarks import SIGN_MAP_NAME, sign_names
 from tests.runs import synth_and_prepare
 
 runner = CliRunner()

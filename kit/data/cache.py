@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from kit.errors import KitError
-from kit.landmarks import N_LANDMARKS
+from kit.data.landmarks import N_LANDMARKS
 
 FORMAT = 1  # bump when the layout changes; open_cache then asks for a rebuild instead of misreading
 DTYPE = np.dtype(np.float16)

@@ -2,7 +2,7 @@
 
 The shape is the real one: the 21 real participant ids, each with the real number of sequences (94,477 in all,
 from kit/assets/competition_shape.json), all 250 signs, and frame counts drawn from LENGTHS. The signs and
-signers are kit.synth's, so the set is learnable and accuracy on held-out signers means something.
+signers are kit.data.synth's, so the set is learnable and accuracy on held-out signers means something.
 
 Built for ~94k files (~42 GB, like the real ~40 GB): worker processes on every core, a progress bar, the disk
 space checked before starting, and safe to kill: each file is written under a temporary name and renamed when
@@ -30,14 +30,14 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from kit import synth
+from kit.data import synth
 from kit.errors import KitError
-from kit.landmarks import N_CLASSES, SIGN_MAP, SIGN_MAP_NAME, sign_names
+from kit.data.landmarks import N_CLASSES, SIGN_MAP, SIGN_MAP_NAME, sign_names
 from kit.progress import say, track
 
 SHAPE = synth.ASSETS / "competition_shape.json"
 MANIFEST = ".kit-synth.json"  # what this folder holds (seed, counts): a re-run may only add to the same set
-LENGTH_SALT, SLOT_SALT = 32452843, 49979687  # random streams apart from kit.synth's
+LENGTH_SALT, SLOT_SALT = 32452843, 49979687  # random streams apart from kit.data.synth's
 # Frames per sequence: a mixture of log-normals, (share, median, sigma of log), clipped to 1..MAX_LENGTH.
 # Chosen to give the real competition's median ~33 and mean ~38 frames, most under 100 (98 %) and a long tail
 # (0.1 % over ~320, a few dozen at MAX_LENGTH in the full set). The short part stands for recordings where the
@@ -46,7 +46,7 @@ LENGTH_SALT, SLOT_SALT = 32452843, 49979687  # random streams apart from kit.syn
 # these figures and the 10 samples against them.
 LENGTHS = ((0.03, 8.0, 0.6), (0.91, 33.0, 0.40), (0.06, 72.0, 0.70))
 MAX_LENGTH = 500
-LEFT_HANDED = 0.2  # share of signers who lead with the left hand, as in kit.synth
+LEFT_HANDED = 0.2  # share of signers who lead with the left hand, as in kit.data.synth
 # Disk per file, fitted on this writer's output (snappy, row_id and x/y/z plain): ~11.2 kB per frame and
 # ~18 kB per file; the estimate errs high so that a run never fills the disk halfway.
 BYTES_PER_FRAME, BYTES_PER_FILE = 12_000, 24_000

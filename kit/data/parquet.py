@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kit.errors import BadFile
-from kit.landmarks import COLUMNS, N_LANDMARKS, TYPES, landmark_index_column
+from kit.data.landmarks import COLUMNS, N_LANDMARKS, TYPES, landmark_index_column
 
 XYZ = ("x", "y", "z")
 READ = ("type", "landmark_index") + XYZ

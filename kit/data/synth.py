@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kit.errors import KitError
-from kit.landmarks import N_CLASSES, N_LANDMARKS, OFFSET, SIGN_MAP, SIGN_MAP_NAME, TYPES, sign_names
+from kit.data.landmarks import N_CLASSES, N_LANDMARKS, OFFSET, SIGN_MAP, SIGN_MAP_NAME, TYPES, sign_names
 from kit.progress import track
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SCHEMA = pa.schema([
     ("frame", pa.int16()), ("row_id", pa.string()), ("type", pa.string()), ("landmark_index", pa.int16()),
     ("x", pa.float64()), ("y", pa.float64()), ("z", pa.float64()),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kit.config import Config
 from kit.errors import KitError
-from kit.landmarks import N_CLASSES, SIGN_MAP_NAME, sign_names
+from kit.data.landmarks import N_CLASSES, SIGN_MAP_NAME, sign_names
 
 
 def is_competition(signs) -> bool:
@@ -57,7 +57,7 @@ def write_map(folder: str | os.PathLike, signs) -> Path:
 
 def read_map(path: str | os.PathLike) -> tuple[str, ...]:
     """Sign names by output index from a sign_to_prediction_index_map.json."""
-    from kit.prepare import read_sign_map
+    from kit.data.prepare import read_sign_map
 
     return tuple(read_sign_map(Path(path)))
 

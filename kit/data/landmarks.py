@@ -17,7 +17,7 @@ N_CLASSES = 250
 
 # The competition's 250-sign map ("TV": 0 ... "zipper": 249): the output order of every submission.
 SIGN_MAP_NAME = "sign_to_prediction_index_map.json"
-SIGN_MAP = Path(__file__).resolve().parent / "assets" / SIGN_MAP_NAME
+SIGN_MAP = Path(__file__).resolve().parents[1] / "assets" / SIGN_MAP_NAME
 
 
 @cache

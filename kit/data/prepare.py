@@ -1,8 +1,8 @@
 """`kit prepare`: validate every landmark file listed in train.csv and copy it into the training cache.
 
-Built for the full data set (94,477 files, ~40 GB): worker processes read files in parallel (kit.parquet)
+Built for the full data set (94,477 files, ~40 GB): worker processes read files in parallel (kit.data.parquet)
 and each streams its chunk of files into one shard of the cache, so memory stays flat whatever the number
-of files. A shard is committed whole or not at all (kit.cache), and its manifest says which file version
+of files. A shard is committed whole or not at all (kit.data.cache), and its manifest says which file version
 (path, size, mtime) it holds, so a re-run reads only new or changed files and a killed run resumes where it
 stopped. The cache is published (index.npz) only when every selected file is in it.
 
@@ -34,10 +34,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from kit.cache import (BAD_FILES, DTYPE, FRAME_BYTES, CachedFile, ShardWriter, committed_shards, remove_index,
+from kit.data.cache import (BAD_FILES, DTYPE, FRAME_BYTES, CachedFile, ShardWriter, committed_shards, remove_index,
                        remove_shards, write_atomic, write_index)
 from kit.errors import BadFile, KitError
-from kit.parquet import read_landmarks
+from kit.data.parquet import read_landmarks
 from kit.progress import track
 
 TRAIN_CSV = "train.csv"
