@@ -559,8 +559,8 @@ def capture(
     Example: kit capture cloud.mp4 --data data/mine --participant 90001 --sign cloud && kit prepare --data data/mine
     Example: kit capture wave.mp4 --data data/own --participant 1 --sign wave --vocabulary own
     """
-    from kit.capture import capture as run_capture
-    from kit.capture import open_any
+    from kit.capture.holistic import capture as run_capture
+    from kit.capture.holistic import open_any
 
     try:
         typer.echo(run_capture(open_any(source, webcam, seconds), out=out, fps=fps, data=data,
@@ -597,7 +597,7 @@ def predict(
         if source is not None and source.suffix.lower() == ".parquet" and webcam is None and seconds is None:
             what = source
         else:
-            from kit.capture import open_any
+            from kit.capture.holistic import open_any
 
             what = open_any(source, webcam, seconds)
         top = _alias(signs, top_old, "--signs", "--top", default=5)

@@ -38,7 +38,7 @@ def _bgr(hex_color: str) -> tuple[int, int, int]:
 
 def draw(image: np.ndarray, points: np.ndarray, label: str = "") -> np.ndarray:
     """A copy of the BGR `image` with one frame's landmarks (`[543, >=2]`, normalised x, y; NaN: not drawn)."""
-    from kit.sources import opencv
+    from kit.capture.sources import opencv
 
     cv2 = opencv()
     out = image.copy()
@@ -93,7 +93,7 @@ def overlay(path: str | os.PathLike, out: str | os.PathLike | None = None, fps: 
             video: str | os.PathLike | None = None) -> OverlayResult:
     """Draw the landmarks of `path` (a capture .parquet, or a video / image / folder to track now) over its
     pictures into `out` (.gif or .mp4; default `<stem>_overlay.gif` here)."""
-    from kit.sources import open_source
+    from kit.capture.sources import open_source
 
     path = Path(path)
     if fps is not None and fps <= 0:
@@ -106,7 +106,7 @@ def overlay(path: str | os.PathLike, out: str | os.PathLike | None = None, fps: 
         if video is not None:
             raise KitError(f"--video pairs a landmark file (.parquet) with its video; {path} is tracked itself: "
                            "drop --video")
-        from kit.capture import run_holistic
+        from kit.capture.holistic import run_holistic
 
         tracked = run_holistic(open_source(path), fps=None)  # every frame as it is: what MediaPipe saw in each
         rows, source_frames, rate = tracked.landmarks, tracked.source_frames, tracked.fps
@@ -124,9 +124,9 @@ def overlay(path: str | os.PathLike, out: str | os.PathLike | None = None, fps: 
 
 def _from_capture(path: Path, video):
     """A landmark file's frames, the source to draw on, the source frame of each row and the capture's rate."""
-    from kit.capture import capture_info
+    from kit.capture.holistic import capture_info
     from kit.data.parquet import read_landmarks
-    from kit.sources import open_source
+    from kit.capture.sources import open_source
 
     rows = read_landmarks(path)
     info = capture_info(path)
@@ -171,7 +171,7 @@ class _Writer:
         out.parent.mkdir(parents=True, exist_ok=True)
 
     def add(self, image: np.ndarray) -> None:
-        from kit.sources import opencv
+        from kit.capture.sources import opencv
 
         if self.size is None:
             height, width = image.shape[:2]

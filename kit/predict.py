@@ -21,7 +21,7 @@ from kit.data import landmarks as L
 from kit import tflite
 from kit.errors import KitError
 from kit.data import vocabulary
-from kit.sources import Source
+from kit.capture.sources import Source
 
 TOP = 5
 
@@ -87,8 +87,8 @@ def _frames(source, fps: float | None) -> tuple[np.ndarray, str]:
         from kit.data.parquet import read_landmarks
 
         return read_landmarks(source), str(source)
-    from kit.capture import COMPETITION_FPS, competition_frames, run_holistic
-    from kit.sources import open_source
+    from kit.capture.holistic import COMPETITION_FPS, competition_frames, run_holistic
+    from kit.capture.sources import open_source
 
     opened = source if isinstance(source, Source) else open_source(source)
     frames, _ = competition_frames(run_holistic(opened, COMPETITION_FPS if fps is None else fps))

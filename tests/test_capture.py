@@ -32,7 +32,7 @@ def mediapipe_ready():
     try:
         import cv2  # noqa: F401
 
-        from kit.capture import mediapipe
+        from kit.capture.holistic import mediapipe
 
         mediapipe()
     except (ImportError, KitError) as err:
@@ -43,16 +43,16 @@ def mediapipe_ready():
 
 @pytest.fixture(scope="module")
 def photo(mediapipe_ready, tmp_path_factory):
-    from kit.capture import capture
-    from kit.sources import open_source
+    from kit.capture.holistic import capture
+    from kit.capture.sources import open_source
 
     return capture(open_source(PHOTO), out=tmp_path_factory.mktemp("photo") / "photo.parquet")
 
 
 @pytest.fixture(scope="module")
 def clip(mediapipe_ready, tmp_path_factory):
-    from kit.capture import capture
-    from kit.sources import open_source
+    from kit.capture.holistic import capture
+    from kit.capture.sources import open_source
 
     return capture(open_source(CLIP), out=tmp_path_factory.mktemp("clip") / "clip.parquet")
 
@@ -70,7 +70,7 @@ def finite_points(frames: np.ndarray, name: str) -> np.ndarray:
 def test_resampling_holds_the_latest_frame_at_each_output_time():
     """Sample-and-hold to 30 fps: the same rate keeps every frame once, 60 fps keeps every other one, 24 fps shows
     every fourth frame twice (a second stays a second), and no clock (images) means every frame once."""
-    from kit.capture import steps_per_frame
+    from kit.capture.holistic import steps_per_frame
 
     assert steps_per_frame([i / 30 for i in range(90)], 30) == [1] * 90
     assert steps_per_frame([i / 60 for i in range(60)], 30) == [1, 0] * 29 + [1, 1]
@@ -89,8 +89,8 @@ def test_a_frame_with_a_pose_but_no_face_is_kept_as_the_competition_files_keep_i
     """Real competition files hold frames whose 468 face points are all NaN (three of the shared real samples do):
     capture keeps such a frame with a NaN face, and drops only frames without a pose (never missing in the real
     files). Holistic's output is built by hand here: no real clip of ours loses the face."""
-    from kit.capture import Tracked, competition_frames
-    from kit.sources import Source
+    from kit.capture.holistic import Tracked, competition_frames
+    from kit.capture.sources import Source
 
     landmarks = np.random.default_rng(0).uniform(0.2, 0.8, (4, L.N_LANDMARKS, 3))
     landmarks[1, :468] = np.nan  # no face: kept
@@ -106,7 +106,7 @@ def test_own_vocabulary_folders_grow_their_map_one_new_sign_at_a_time(tmp_path):
     """--vocabulary own: a new folder's map holds only the signs recorded into it, each new one appended (the signs
     already there keep their output index); a competition folder refuses to become one, and an own folder refuses
     --vocabulary competition. A folder of the competition's map still takes only its 250 signs."""
-    from kit.capture import _plan_output, add_to_dataset
+    from kit.capture.holistic import _plan_output, add_to_dataset
     from kit.data.prepare import read_sign_map
 
     frames = np.random.default_rng(0).uniform(0.2, 0.8, (3, L.N_LANDMARKS, 3))
@@ -182,7 +182,7 @@ def test_captures_join_a_competition_folder_and_pass_kit_prepare(mediapipe_ready
     """--data --participant --sign adds the file and its train.csv row (new ids, the folder's sign map), and
     kit prepare caches the recordings unchanged; kit show titles them with their sign."""
     from kit.data.cache import open_cache
-    from kit.capture import add_to_dataset, capture_info
+    from kit.capture.holistic import add_to_dataset, capture_info
     from kit.data.parquet import read_landmarks
 
     data = tmp_path / "mine"
@@ -241,8 +241,8 @@ def test_a_webcam_stops_after_its_seconds_and_keeps_a_recording_cut_by_ctrl_c(me
     frames so far are written (a file source would abort instead)."""
     import cv2
 
-    from kit.capture import capture
-    from kit.sources import Source, camera_source
+    from kit.capture.holistic import capture
+    from kit.capture.sources import Source, camera_source
 
     def camera(seconds):
         """The clip played as a camera whose clock ticks 1/30 s per frame."""
@@ -288,7 +288,7 @@ def test_predict_names_the_top_signs_of_a_capture_as_the_scorer_runs_the_model(e
     text = runner.invoke(app, ["predict", str(exported.submission), str(photo.out), "--signs", "3"])
     assert text.exit_code == 0 and [line.split()[0] for line in text.stdout.splitlines()[1:]] == ["1.", "2.", "3."]
 
-    from kit.capture import write_landmarks
+    from kit.capture.holistic import write_landmarks
 
     handless = xyz.astype(np.float64)
     handless[:, list(L.LEFT_HAND + L.RIGHT_HAND)] = np.nan

@@ -39,7 +39,7 @@ from kit.errors import KitError
 from kit.data.landmarks import N_LANDMARKS, OFFSET, SIGN_MAP, SIGN_MAP_NAME, TYPES
 from kit.data.prepare import TRAIN_COLUMNS, TRAIN_CSV, read_sign_map, read_train_csv
 from kit.progress import say, track
-from kit.sources import INSTALL, MEDIAPIPE_VERSION, Source, open_source, open_webcam, opencv
+from kit.capture.sources import INSTALL, MEDIAPIPE_VERSION, Source, open_source, open_webcam, opencv
 
 COMPETITION_FPS = 30.0  # phone cameras' rate, every frame kept (see the module docstring)
 MODEL_COMPLEXITY = 1  # the only Holistic pose model inside the mediapipe wheel: 0 and 2 are downloaded
