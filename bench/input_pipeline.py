@@ -75,9 +75,9 @@ def generator_pipeline(cache, indices, cfg):
     augmentations and preprocessing in a parallel map, batch and mixup."""
     import tensorflow as tf
 
-    from kit import augment
+    from kit.preprocessing import augment
     from kit.data.landmarks import N_CLASSES, N_LANDMARKS
-    from kit.preprocess import preprocess
+    from kit.preprocessing.preprocess import preprocess
 
     rng = np.random.default_rng(cfg.train.seed)
     t, seed = cfg.train, tf.constant(cfg.train.seed, tf.int64)

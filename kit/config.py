@@ -30,7 +30,7 @@ class PreprocessConfig:
     use_z: bool = False
     # Frames with neither hand are dropped (the 26th-place recipe): they carry almost no sign information.
     drop_handless: bool = True
-    # The 80th-place feature options (kit/features.py); all off = the 26th-place recipe above.
+    # The 80th-place feature options (kit/preprocessing/features.py); all off = the 26th-place recipe above.
     dominant_hand: bool = False  # keep the hand with fewer missing frames, mirrored to be a right hand
     shoulder_unit: bool = False  # shoulder width as the unit of length (the spread where shoulders are never seen)
     distances: bool = False  # hand-to-face and wrist-to-fingertip distances

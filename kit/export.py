@@ -28,7 +28,7 @@ from kit.config import PreprocessConfig
 from kit.errors import KitError
 from kit.gates import LATENCY_LIMIT_MS, SIZE_LIMIT_MB, check_model, failures, vocabulary_gate
 from kit.data.landmarks import N_LANDMARKS
-from kit.preprocess import preprocess
+from kit.preprocessing.preprocess import preprocess
 from kit.progress import plural, say
 from kit.quality import run_quality, trained_signers
 from kit.report import report_or_warn

@@ -33,20 +33,21 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from kit import augment
+from kit.preprocessing import augment
 from kit.data import landmarks as L
 from kit.data.cache import DTYPE, FRAME_BYTES, SHARDS, Cache
 from kit.config import Config
 from kit.errors import KitError
 from kit.data.landmarks import N_LANDMARKS
-from kit.preprocess import preprocess
+from kit.preprocessing.preprocess import preprocess
 from kit.progress import track
 
 
 def resident_landmarks() -> np.ndarray:
     """The landmark indices any preprocessing option reads, closed under the mirror; sorted.
 
-    Everything `kit.preprocess` and `kit.features` read lies in `L.SELECTED` plus the head and its stand-in, the
+    Everything `kit.preprocessing.preprocess` and `kit.preprocessing.features` read lies in `L.SELECTED` plus the head
+    and its stand-in, the
     pose's nose (their face references are lip, eye and nose points); the mirror maps that set onto itself once it
     is closed.
     """

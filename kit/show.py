@@ -6,7 +6,7 @@ is at the top. Axis limits are fixed over the whole sequence so the picture does
 normalised by the image's width and height separately; both axes are drawn at the same scale, so a clip shot
 in landscape looks narrower than it was.
 
-`--model-view` draws the output of `kit.preprocess.preprocess` (the very function training and the TFLite
+`--model-view` draws the output of `kit.preprocessing.preprocess.preprocess` (the very function training and the TFLite
 graph run): the kept points after centring on the head and scaling, one panel step per model time step, with
 padding dropped. A hand the model sees as zeros (missing) is not drawn; the frame label says so.
 """
@@ -76,11 +76,11 @@ def raw_view(frames: np.ndarray, title: str) -> View:
 def model_points(frames: np.ndarray, cfg) -> np.ndarray:
     """What the model sees, `[steps, 543, 2]`: each kept point's normalised x, y at its landmark index.
 
-    Runs `kit.preprocess.preprocess` itself; padded steps (mask 0) are dropped, landmarks the model does not
-    keep are NaN, and so is a hand that the model sees as all zeros (a missing hand after NaN -> 0).
+    Runs `kit.preprocessing.preprocess.preprocess` itself; padded steps (mask 0) are dropped, landmarks the model does
+    not keep are NaN, and so is a hand that the model sees as all zeros (a missing hand after NaN -> 0).
     """
-    from kit import features as F
-    from kit.preprocess import preprocess
+    from kit.preprocessing import features as F
+    from kit.preprocessing.preprocess import preprocess
 
     features, mask = preprocess(np.asarray(frames, np.float32), cfg)
     features, mask = np.asarray(features), np.asarray(mask)

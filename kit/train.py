@@ -50,7 +50,7 @@ from kit.distribute import Replicas, check_batch, split_batch, strategy_scope
 from kit.errors import KitError
 from kit.data.folds import assign_folds
 from kit.models import create_model
-from kit.preprocess import n_features
+from kit.preprocessing.preprocess import n_features
 from kit.progress import plural, say
 from kit.report import report_or_warn
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from kit import augment
+from kit.preprocessing import augment
 from kit.data import landmarks as L
 
 
@@ -43,8 +43,8 @@ def test_affine_keeps_distances_to_head_and_missing_points():
 
 
 def test_affine_turns_frames_without_a_face_around_the_pose_s_nose():
-    """Real files have frames without a face: there the pose's nose is the head (kit/head.py), so rotating keeps
-    the hands of those frames (instead of turning them into NaN) and their distance to it."""
+    """Real files have frames without a face: there the pose's nose is the head (kit/preprocessing/head.py), so rotating
+    keeps the hands of those frames (instead of turning them into NaN) and their distance to it."""
     x = frames()
     x[2:4, list(L.FACE)] = np.nan
     rotated = augment.random_affine(tf.constant(x), 30.0, 0.0, 0.0, tf.constant([3, 4], tf.int64)).numpy()

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kit import features as F
+from kit.preprocessing import features as F
 from kit.data import landmarks as L
-from kit.augment import mirror
+from kit.preprocessing.augment import mirror
 from kit.config import PreprocessConfig
 from kit.evaluate import load_scorer_frames
-from kit.preprocess import Preprocess, n_features, preprocess
+from kit.preprocessing.preprocess import Preprocess, n_features, preprocess
 
 OPTIONS = ("dominant_hand", "shoulder_unit", "distances", "angles", "motion", "trim_idle")
 ALL = PreprocessConfig(max_len=32, **{name: True for name in OPTIONS})

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kit import augment
+from kit.preprocessing import augment
 from kit.data import landmarks as L
 from kit.config import RECIPES, Config, PreprocessConfig, TrainConfig, recipe
-from kit.preprocess import preprocess
+from kit.preprocessing.preprocess import preprocess
 from tests.runs import synth_and_prepare
 
 OPTIONS = ("dominant_hand", "shoulder_unit", "distances", "angles", "motion", "trim_idle")

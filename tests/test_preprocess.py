@@ -9,7 +9,7 @@ import tensorflow as tf
 from kit.data import landmarks as L
 from kit.config import PreprocessConfig
 from kit.evaluate import load_scorer_frames
-from kit.preprocess import Preprocess, n_features, preprocess
+from kit.preprocessing.preprocess import Preprocess, n_features, preprocess
 
 CFG = PreprocessConfig(max_len=32)
 

@@ -110,7 +110,7 @@ def test_model_view_draws_what_preprocess_returns(synth_data, tmp_path):
     import tensorflow as tf
 
     from kit.data.parquet import read_landmarks
-    from kit.preprocess import preprocess
+    from kit.preprocessing.preprocess import preprocess
 
     path = synth_files(synth_data)[0]
     frames = read_landmarks(path)

@@ -82,7 +82,8 @@ SELECTED = (
     + tuple(OFFSET["pose"] + i for i in UPPER_POSE)
 )
 HEAD = OFFSET["face"] + NOSE_FACE
-# Where the face is missing (a frame without a face: real files have them), the pose's nose stands in (kit/head.py).
+# Where the face is missing (a frame without a face: real files have them), the pose's nose stands in
+# (kit/preprocessing/head.py).
 POSE_HEAD = OFFSET["pose"] + POSE_NOSE
 
 

@@ -2,7 +2,7 @@
 
 Each function takes the kept points of a sequence, `[T, P, C]` (P in the order of `selected_points`, already moved
 to the head and divided by the unit of length, NaN where a hand is missing) and returns per-frame features
-`[T, E]`. `kit.preprocess` calls them; nothing else should, so that training and serving stay identical.
+`[T, E]`. `kit.preprocessing.preprocess` calls them; nothing else should, so that training and serving stay identical.
 
 Angles are given as cosines: as informative as the angle for a classifier, and arccos is not a builtin op.
 """
@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from kit.data import landmarks as L
 from kit.config import PreprocessConfig
+from kit.preprocessing.augment import mirror
 
 # Wrist and the 5 fingertips: the hand points whose distances to the face say where the sign is made.
 _HAND_TIPS = (L.HAND_WRIST,) + L.HAND_FINGERTIPS
@@ -66,8 +67,6 @@ def _position(cfg: PreprocessConfig):
 def dominant_first(frames: tf.Tensor, layout=None) -> tf.Tensor:
     """Mirror the sequence when the left hand is missing in fewer frames than the right: the dominant hand is
     then always the right one (x -> 1 - x and left <-> right, the mirror of the training augmentation)."""
-    from kit.augment import mirror
-
     def missing(hand: str) -> tf.Tensor:  # frames without this hand (its wrist stands for the whole hand)
         wrist = int(L.columns([L.OFFSET[hand] + L.HAND_WRIST], layout)[0])
         return tf.reduce_sum(tf.cast(tf.math.is_nan(frames[:, wrist, 0]), tf.int32))

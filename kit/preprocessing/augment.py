@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from kit.data import landmarks as L
-from kit.head import head as head_of
+from kit.preprocessing.head import head as head_of
 
 # Face-mesh left/right pairs of the points the preprocessing keeps (lips and eyes); other face points keep
 # their index after a mirror, which is harmless because no recipe reads them.
@@ -74,8 +74,8 @@ def random_mirror(frames: tf.Tensor, prob: float, seed: tf.Tensor, layout=None) 
 
 def random_affine(frames: tf.Tensor, rotate_deg: float, scale_range: float, noise_std: float,
                   seed: tf.Tensor, layout=None) -> tf.Tensor:
-    """Rotate (image plane) and zoom around the head (kit.head: the pose's nose in a frame without a face), then
-    add Gaussian noise; NaN (missing) stays NaN."""
+    """Rotate (image plane) and zoom around the head (kit.preprocessing.head: the pose's nose in a frame without a
+    face), then add Gaussian noise; NaN (missing) stays NaN."""
     draws = tf.random.stateless_uniform([2], seed=seed, minval=-1.0, maxval=1.0)
     angle = draws[0] * rotate_deg * np.pi / 180.0
     scale = 1.0 + draws[1] * scale_range

@@ -4,15 +4,15 @@ The same TF ops run in the tf.data training pipeline and inside the exported TFL
 serving cannot drift. Only builtin TFLite ops are used (gather, boolean_mask, is_nan, where, reductions).
 
 Recipe (26th place): keep x and y of both hands, 26 face points (lips, eyes) and 17 upper-body pose points;
-move the head (kit/head.py: the nose, the pose's nose in frames without a face) to the origin and divide by the
-spread of the kept points; NaN (a missing hand, a frame without a face) -> 0 after normalisation;
+move the head (kit/preprocessing/head.py: the nose, the pose's nose in frames without a face) to the origin and divide
+by the spread of the kept points; NaN (a missing hand, a frame without a face) -> 0 after normalisation;
 drop frames with no hand (keeping at least one); subsample to at most `max_len` frames; pad to `max_len`
 for training batches, or (`pad=False`, the exported graph) hand the models the real frames only: padding is
 most of the compute at inference (real sequences have a median of ~30 frames) and the models are exact under
 their mask, so the answer is the same (the export's parity gate proves it on every length it probes).
 
-Options (80th place, kit/features.py, all off by default): the dominant hand only, mirrored to be the right;
-shoulder width as the unit of length; hand-to-face and wrist-to-fingertip distances; finger-joint and elbow
+Options (80th place, kit/preprocessing/features.py, all off by default): the dominant hand only, mirrored to be the
+right; shoulder width as the unit of length; hand-to-face and wrist-to-fingertip distances; finger-joint and elbow
 angles; velocity and acceleration; idle frames cut at the start and end. Frame layout:
 [coordinates | distances | angles | velocity | acceleration].
 """
@@ -25,10 +25,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kit import features as F
+from kit.preprocessing import features as F
 from kit.data import landmarks as L
 from kit.config import PreprocessConfig
-from kit.head import head as head_of
+from kit.preprocessing.head import head as head_of
 
 
 def n_features(cfg: PreprocessConfig) -> int:

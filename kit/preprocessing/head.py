@@ -7,7 +7,8 @@ body, found by the pose model, which was never missing in those files. The two m
 real sample, 0.03 of the image width), so the stand-in is moved by the sequence's mean offset between them over the
 frames that have both: a sequence that loses its face for a few frames keeps its centre. Only a frame with neither
 is NaN here.
-`kit.preprocess` and `kit.augment` both call `head`, so training and the exported graph agree on it.
+`kit.preprocessing.preprocess` and `kit.preprocessing.augment` both call `head`, so training and the exported graph
+agree on it.
 """
 
 from __future__ import annotations
