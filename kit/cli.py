@@ -238,7 +238,7 @@ def train(
             _check_model_name(config_mod.apply_overrides(_base_config(config, recipe), overrides))
         from kit import full as full_fits
         from kit import sweep as sweeps
-        from kit import track as tracking
+        from kit.seeing import track as tracking
         from kit import train as training
 
         tracker = tracking.open_tracker(track)  # a bad --track or a missing MLflow stops here, not after training
@@ -364,7 +364,7 @@ def export(
     Example: kit export --models runs/llama/fold0 --models runs/conv --out exports/mix
     Example (kit\\[mlflow] extra): kit export runs/base --track mlflow
     """
-    from kit import track as tracking
+    from kit.seeing import track as tracking
     from kit.export import export as run_export
 
     try:
@@ -513,11 +513,11 @@ def show(
     Example: kit show my_sign.mp4 --overlay --out seen.mp4
     Example: kit show my_sign.parquet --overlay
     """
-    from kit.show import show as run_show
+    from kit.seeing.show import show as run_show
 
     try:
         if overlay or video is not None:
-            from kit.overlay import overlay as run_overlay
+            from kit.seeing.overlay import overlay as run_overlay
 
             if not overlay or len(parquet or []) != 1 or model_view or run or cache or sequence_id:
                 raise KitError("--overlay draws one video, image, folder or capture (kit show FILE --overlay "
@@ -623,7 +623,7 @@ def stats(
     """
     from rich.console import Console
 
-    from kit.stats import data_stats
+    from kit.seeing.stats import data_stats
 
     try:
         data_dir = _alias(data, data_dir, "--data", "a DATA_DIR argument", default=Path("data/asl-signs"))
@@ -643,7 +643,7 @@ def report(run_dir: Path = typer.Argument(..., help="Run directory written by ki
 
     Example: kit report runs/base
     """
-    from kit.report import write_report
+    from kit.seeing.report import write_report
 
     try:
         typer.echo(write_report(run_dir))
@@ -665,7 +665,7 @@ def runs(
     Example: kit runs runs/sweep runs/base --html runs.html
     Example: kit runs --json | jq '.[0].cv_accuracy'
     """
-    from kit.runs import DEFAULT_ROOT, collect, render, to_json, write_html
+    from kit.seeing.runs import DEFAULT_ROOT, collect, render, to_json, write_html
 
     try:
         found = collect(dirs or [DEFAULT_ROOT])

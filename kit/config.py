@@ -1,7 +1,8 @@
 """The run configuration: frozen dataclasses, type-checked overrides, saved next to every set of weights.
 
 A run is rebuilt from its `config.json` alone (export and evaluate never retype sizes by hand).
-Overrides use dotted keys: `train.epochs=3`, `model.name=llama_small`, `preprocess.max_len=64`.
+Overrides use dotted keys: `train.epochs=3`, `model.name=llama_small`, `preprocess.max_len=64`; `flatten` turns a
+saved config back into those keys (kit runs and kit report compare runs by them).
 """
 
 from __future__ import annotations
@@ -201,3 +202,19 @@ def _check_type(hint, value, key: str):
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):
         raise KitError(f"{key} must be {hint.__name__}, got {value!r}")
     return value
+
+
+def flatten(config: dict) -> dict[str, Any]:
+    """{"train": {"epochs": 3}, "model": {"overrides": {"dim": 64}}} -> {"train.epochs": 3, "model.dim": 64}: the
+    keys --set takes."""
+    flat = {}
+    for section, values in config.items():
+        if not isinstance(values, dict):  # not a config section kit writes: kept as it is, to compare
+            flat[section] = values
+            continue
+        for key, value in values.items():
+            if section == "model" and key == "overrides" and isinstance(value, dict):
+                flat.update({f"model.{k}": v for k, v in value.items()})
+            else:
+                flat[f"{section}.{key}"] = value
+    return flat

@@ -75,7 +75,7 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> DemoResult:
     from kit.evaluate import evaluate
     from kit.export import export
     from kit.data.prepare import build_cache
-    from kit.report import report_or_warn
+    from kit.seeing.report import report_or_warn
     from kit.data.synth import synthesize
     from kit.train import train
 

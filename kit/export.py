@@ -31,7 +31,7 @@ from kit.data.landmarks import N_LANDMARKS
 from kit.preprocessing.preprocess import preprocess
 from kit.progress import plural, say
 from kit.quality import run_quality, trained_signers
-from kit.report import report_or_warn
+from kit.seeing.report import report_or_warn
 from kit.train import load_fold_model
 
 

@@ -25,7 +25,7 @@ from kit.config import Config
 from kit.distribute import check_batch
 from kit.errors import KitError
 from kit.progress import say
-from kit.report import report_or_warn
+from kit.seeing.report import report_or_warn
 from kit.train import (DEFAULT_CACHE, DEFAULT_RUN, build_model, check_cache, finished_epochs, fit_model, read_meta,
                        recipe_key, write_meta)
 

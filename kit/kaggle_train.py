@@ -330,7 +330,7 @@ class _Session:
 
     def finish(self) -> None:
         from kit.cv import summarize
-        from kit.report import report_or_warn
+        from kit.seeing.report import report_or_warn
 
         finished = sorted(int(p.parent.name[4:]) for p in self.plan.run_dir.glob("fold*/metrics.json"))
         for slug, group in self.groups.items():

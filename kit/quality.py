@@ -2,7 +2,7 @@
 models its export kept. kit export prints it, kit submit prints it, refuses a partial or below-chance run without
 --force, and, with no run named, picks the best exported run by CV.
 
-Everything is read from the files a run leaves (through kit.runs.read_run), so nothing here imports TensorFlow.
+Everything is read from the files a run leaves (through kit.seeing.runs.read_run), so nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kit.errors import KitError
 from kit.progress import plural
-from kit.runs import DEFAULT_ROOT, find_runs, is_run, read_run
+from kit.seeing.runs import DEFAULT_ROOT, find_runs, is_run, read_run
 
 EXPORTED = ("model.tflite", "submission.zip")  # either one in RUN/export makes the run submittable
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kit import config as config_mod
-from kit import track
+from kit.seeing import track
 from kit.config import Config
 from kit.errors import KitError
 from kit.progress import say
-from kit.runs import collect, render, value_text
+from kit.seeing.runs import collect, render, value_text
 
 DEFAULT_PARENT = Path("runs/sweep")
 MAX_NAME = 200  # bytes of a folder name; file systems allow 255

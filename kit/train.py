@@ -41,7 +41,7 @@ import keras
 import numpy as np
 
 from kit import config as config_mod
-from kit import track
+from kit.seeing import track
 from kit.data import vocabulary
 from kit.config import Config
 from kit.cv import CVResult, summarize
@@ -52,7 +52,7 @@ from kit.data.folds import assign_folds
 from kit.models import create_model
 from kit.preprocessing.preprocess import n_features
 from kit.progress import plural, say
-from kit.report import report_or_warn
+from kit.seeing.report import report_or_warn
 
 if TYPE_CHECKING:
     from kit.data.cache import Cache

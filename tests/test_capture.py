@@ -205,7 +205,7 @@ def test_captures_join_a_competition_folder_and_pass_kit_prepare(mediapipe_ready
     np.testing.assert_array_equal(cache.frames(i), read_landmarks(data / "train_landmark_files/90002/2.parquet",
                                                                    np.float16))
 
-    from kit.show import load_parquet
+    from kit.seeing.show import load_parquet
 
     assert load_parquet(data / "train_landmark_files/90001/1.parquet")[1] == "90001/1 (cloud)"
 
@@ -303,7 +303,7 @@ def test_overlay_draws_the_landmarks_where_mediapipe_found_them(photo, clip, tmp
     from PIL import Image
 
     from kit.data.parquet import read_landmarks
-    from kit.show import COLORS
+    from kit.seeing.show import COLORS
 
     out = tmp_path / "photo.gif"
     result = runner.invoke(app, ["show", str(PHOTO), "--overlay", "--out", str(out)])

@@ -16,7 +16,7 @@ from kit.cli import app
 from kit.cv import summarize
 from kit.gates import Gate
 from kit.data.landmarks import sign_names
-from kit.report import REPORT, report_or_warn, write_report
+from kit.seeing.report import REPORT, report_or_warn, write_report
 
 runner = CliRunner()
 EPOCHS = 4

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from kit.cli import app
 from kit.config import Config, apply_overrides, recipe
-from kit.runs import collect, flatten, nearest_recipe
+from kit.seeing.runs import collect, flatten, nearest_recipe
 from tests.test_report import Page, decoded_images
 
 runner = CliRunner()

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from kit.data import landmarks as L
 from kit.cli import app
 from kit.config import PreprocessConfig
-from kit.show import COLORS, Renderer, model_points, raw_view, show
+from kit.seeing.show import COLORS, Renderer, model_points, raw_view, show
 from kit.data.synth import synthesize
 
 runner = CliRunner()
@@ -171,7 +171,7 @@ def test_cached_sequence_shows_and_bad_requests_fail_in_one_line(synth_data, tmp
 def test_mp4_is_written_with_ffmpeg_and_refused_in_one_line_without(synth_data, tmp_path, monkeypatch):
     """--out FILE.mp4 writes an MP4 (ISO media: an `ftyp` box first) with the ffmpeg of kit[video]; where no ffmpeg
     can be found it fails before drawing, in one line that names the fix."""
-    import kit.show
+    import kit.seeing.show
 
     path = str(synth_files(synth_data)[0])
     out = tmp_path / "sign.mp4"
@@ -179,7 +179,7 @@ def test_mp4_is_written_with_ffmpeg_and_refused_in_one_line_without(synth_data, 
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 1000 and out.read_bytes()[4:8] == b"ftyp"
 
-    monkeypatch.setattr(kit.show, "find_ffmpeg", lambda: False)
+    monkeypatch.setattr(kit.seeing.show, "find_ffmpeg", lambda: False)
     result = runner.invoke(app, ["show", path, "--out", str(tmp_path / "x.mp4")])
     assert result.exit_code == 1 and result.output.startswith("Error: ")
     assert "kit[video]" in result.output and "--out x.gif" in result.output

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from kit.cli import app
 from kit.data.parquet import read_landmarks
-from kit.stats import PLOTS, data_stats, hand_missing
+from kit.seeing.stats import PLOTS, data_stats, hand_missing
 
 runner = CliRunner()
 

@@ -13,10 +13,10 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from kit import track
+from kit.seeing import track
 from kit.cli import app
 from kit.errors import KitError
-from kit.runs import flatten
+from kit.seeing.runs import flatten
 from tests.test_runs import fake_trained
 
 runner = CliRunner()

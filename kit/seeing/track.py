@@ -6,7 +6,7 @@ One kit run directory is one MLflow run, whose id RUN/mlflow.json keeps, so that
 - per epoch (a Keras callback in kit.train's fit): the epoch's logs, the same values history.csv gets, under the
   fold's or full fit's name (fold0/val_accuracy, full1/loss ...), step = epoch (1-based), plus its wall time;
 - at the end of kit train: the CV accuracy and its fold spread, each fold's best accuracy, best epoch and time
-  (the numbers `kit runs` shows, from kit.runs); artifacts config.json, cv.json, report.md, report.html and each
+  (the numbers `kit runs` shows, from kit.seeing.runs); artifacts config.json, cv.json, report.md, report.html and each
   fold's metrics.json and history.csv;
 - at the end of kit export: the gates (1 ok, 0 failed), size, latency and parity, with export.json and the
   refreshed report.html.
@@ -191,7 +191,7 @@ class Recording:
     def _log_params(self) -> None:
         from mlflow.entities import Param
 
-        from kit.runs import flatten, value_text
+        from kit.seeing.runs import flatten, value_text
 
         path = self.run_dir / "config.json"
         if not path.is_file():
@@ -241,7 +241,7 @@ class Recording:
             say(f"MLflow: {self.stage} of {self.run_dir} recorded in run {self.run_id} ({status}) at {self.uri}")
 
     def _log_results(self, exported: bool) -> None:
-        from kit.runs import export_summary, is_run, read_run
+        from kit.seeing.runs import export_summary, is_run, read_run
 
         if self.stage == "export":
             summary = export_summary(self.export_dir / "export.json") if exported else None
@@ -278,7 +278,7 @@ class Recording:
 
 
 def run_metrics(run) -> dict[str, float]:
-    """The end-of-training numbers of a kit.runs.Run, as MLflow metrics."""
+    """The end-of-training numbers of a kit.seeing.runs.Run, as MLflow metrics."""
     metrics = {"folds_finished": len(run.folds), "full_fits_finished": len(run.full),
                "train_seconds": run.train_seconds}
     if run.cv_accuracy is not None:
@@ -294,7 +294,7 @@ def run_metrics(run) -> dict[str, float]:
 
 
 def export_metrics(summary: dict) -> dict[str, float]:
-    """kit.runs.export_summary as MLflow metrics: every gate 1 (ok) or 0 (failed), size, latency, parity."""
+    """kit.seeing.runs.export_summary as MLflow metrics: every gate 1 (ok) or 0 (failed), size, latency, parity."""
     metrics = {"export/passed": float(summary["passed"]), "export/size_mb": summary["size_mb"],
                "export/fp16": float(summary["fp16"]), "export/models": summary["models"]}
     for key in ("latency_mean_ms", "latency_p95_ms", "parity_max_abs_diff"):

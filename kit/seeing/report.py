@@ -19,6 +19,7 @@ import json
 import os
 from pathlib import Path
 
+from kit.config import flatten
 from kit.errors import KitError
 from kit.progress import say
 
@@ -254,8 +255,6 @@ def _settings_section(config_path: Path) -> list[str]:
     """The model and the key settings at the top of the page (the whole config is at its end)."""
     if not config_path.is_file():
         return []
-    from kit.runs import flatten
-
     flat = flatten(json.loads(config_path.read_text()))
     rows = [["model", flat.get("model.name", "-")]] + [[k, flat[k]] for k in KEY_SETTINGS if k in flat]
     rows += [[k, v] for k, v in flat.items() if k.startswith("model.") and k not in ("model.name",)]

@@ -23,7 +23,7 @@ import numpy as np
 from kit.data import landmarks as L
 from kit.errors import KitError
 from kit.progress import track
-from kit.show import COLORS, POSE_POINTS, check_out, hands_in_view, save_gif
+from kit.seeing.show import COLORS, POSE_POINTS, check_out, hands_in_view, save_gif
 
 GIF_WIDTH = 480
 DEFAULT_FPS = 15.0  # for pictures without a clock (a folder of images, a single image)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kit import config as config_mod
+from kit.config import flatten
 from kit.errors import KitError
 from kit.data.landmarks import N_CLASSES
 
@@ -115,7 +116,7 @@ class Run:
                 "best_epochs": {str(k): v for k, v in self.best_epochs.items()}, "full_fits": len(self.full),
                 "train_seconds": self.train_seconds, "devices": self.devices, "unfinished": self.unfinished, "export": self.export,
                 "notes": self.notes, "on_kaggle": self.on_kaggle,
-                "mlflow": _json(self.path / "mlflow.json", []),  # kit.track.RECORD
+                "mlflow": _json(self.path / "mlflow.json", []),  # kit.seeing.track.RECORD
                 "config": self.config}
 
 
@@ -207,22 +208,6 @@ def export_summary(path: Path, notes: list[str] | None = None) -> dict | None:
             "fp16": bool(info.get("fp16")), "passed": bool(info.get("passed")), "models": len(info.get("models", [])),
             "gates": {name: bool(g.get("ok")) for name, g in gates.items()},
             "failed": [name for name, g in gates.items() if not g.get("ok")]}
-
-
-def flatten(config: dict) -> dict[str, Any]:
-    """{"train": {"epochs": 3}, "model": {"overrides": {"dim": 64}}} -> {"train.epochs": 3, "model.dim": 64}: the
-    keys --set takes."""
-    flat = {}
-    for section, values in config.items():
-        if not isinstance(values, dict):  # not a config section kit writes: kept as it is, to compare
-            flat[section] = values
-            continue
-        for key, value in values.items():
-            if section == "model" and key == "overrides" and isinstance(value, dict):
-                flat.update({f"model.{k}": v for k, v in value.items()})
-            else:
-                flat[f"{section}.{key}"] = value
-    return flat
 
 
 def changed_keys(configs: list[dict[str, Any]]) -> list[str]:
@@ -336,7 +321,7 @@ def to_json(runs: list[Run]) -> str:
 def write_html(runs: list[Run], out: Path) -> Path:
     """One self-contained page: the table, then the validation curves of every run overlaid (mean over its
     folds per epoch, the band from the lowest to the highest fold), and the runs' notes."""
-    from kit.report import _CSS, _e, _table
+    from kit.seeing.report import _CSS, _e, _table
 
     rows = [[_e(cell).replace("\n", "<br>") for cell in row(rank, run)] for rank, run in enumerate(runs, 1)]
     body = [f"<h1>Runs: {len(runs)}</h1>",
@@ -358,7 +343,7 @@ def write_html(runs: list[Run], out: Path) -> Path:
 def validation_curves(run: Run) -> dict[str, tuple[list[int], list[float], list[float], list[float]]]:
     """Per validation metric: epochs, and the mean, lowest and highest over the folds that reached each epoch
     (finished or not)."""
-    from kit.report import read_history
+    from kit.seeing.report import read_history
 
     per_fold = []
     for d in _numbered(run.path, "fold"):
@@ -385,7 +370,7 @@ def _curves(runs: list[Run]) -> str:
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    from kit.report import _img
+    from kit.seeing.report import _img
 
     curves = {f"{rank}. {run.name}": validation_curves(run) for rank, run in enumerate(runs, 1)}
     curves = {label: c for label, c in curves.items() if c}
