@@ -61,8 +61,8 @@ def training_speed(cache, cfg, steps: int = 6) -> dict[str, float]:
 
     from kit.config import RECIPES, recipe
     from kit.models import list_models
-    from kit.pipeline import make_dataset
-    from kit.train import _optimizer, build_model
+    from kit.training.pipeline import make_dataset
+    from kit.training.train import _optimizer, build_model
 
     # A model whose recipe engineers features (the mlp) is timed on those features; the others on cfg's.
     own = {c.model.name: dataclasses.replace(c.preprocess, max_len=cfg.preprocess.max_len)
@@ -91,7 +91,7 @@ def main() -> None:
     from kit.data.folds import assign_folds
     from kit.data.prepare import build_cache
     from kit.data.synth import synthesize
-    from kit.train import train
+    from kit.training.train import train
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int)

@@ -34,7 +34,7 @@ def measure(cache_dir: str, overrides: list[str], batches: int, what: str) -> di
     """In this process: sequences/s (and CPU time per sequence) of one pipeline, or train steps/s."""
     from kit import config as config_mod
     from kit.data.cache import open_cache
-    from kit.pipeline import make_dataset
+    from kit.training.pipeline import make_dataset
 
     cfg = config_mod.apply_overrides(config_mod.Config(), overrides)
     cache = open_cache(cache_dir)
@@ -59,7 +59,7 @@ def measure(cache_dir: str, overrides: list[str], batches: int, what: str) -> di
 def train_steps(cfg, batches) -> float:
     import keras
 
-    from kit.train import _optimizer, build_model
+    from kit.training.train import _optimizer, build_model
 
     model = build_model(cfg)
     model.compile(optimizer=_optimizer(cfg, 100), loss=keras.losses.CategoricalCrossentropy(from_logits=True))

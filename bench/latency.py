@@ -37,7 +37,7 @@ def build_run(run_dir: Path, base, model: str, max_len: int, n_models: int = 3) 
 
     import keras
 
-    from kit.train import build_model
+    from kit.training.train import build_model
 
     folds = []
     for k in range(n_models):

@@ -236,10 +236,11 @@ def train(
         overrides = shortcuts + list(set_ or [])
         if resume is None:  # a bad --set, --config or model name fails here, in a moment, before TensorFlow loads
             _check_model_name(config_mod.apply_overrides(_base_config(config, recipe), overrides))
-        from kit import full as full_fits
-        from kit import sweep as sweeps
+        from kit.training import full as full_fits
+        from kit.training import sweep as sweeps
         from kit.seeing import track as tracking
-        from kit import train as training
+        from kit.training import resume as resuming
+        from kit.training import train as training
 
         tracker = tracking.open_tracker(track)  # a bad --track or a missing MLflow stops here, not after training
         if sweep and (resume is not None or full):
@@ -252,7 +253,7 @@ def train(
                      "--strategy": None if strategy == "auto" else strategy}
             changes = [name for name, value in given.items() if value not in (None, [])]
             with tracking.recording(tracker, resume):
-                results = training.resume(resume, changes=changes)
+                results = resuming.resume(resume, changes=changes)
         else:
             if full:
                 if folds is not None or fold:
@@ -288,7 +289,7 @@ def cv(run_dir: Path = typer.Argument(..., help="Run directory written by kit tr
 
     Example: kit cv runs/base
     """
-    from kit.cv import summarize
+    from kit.training.cv import summarize
 
     try:
         typer.echo(summarize(run_dir))
@@ -742,7 +743,7 @@ def kaggle_train(
                                "(but --full, to resume its full fits)")
             plan = kaggle_plan.plan_from_state(resume, owner, "full" if full else "fold")
         else:
-            from kit.train import build_model
+            from kit.training.train import build_model
 
             overrides = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
                 [f'model.name="{model}"'] if model else []) + list(set_ or [])

@@ -77,7 +77,7 @@ def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> DemoResult:
     from kit.data.prepare import build_cache
     from kit.seeing.report import report_or_warn
     from kit.data.synth import synthesize
-    from kit.train import train
+    from kit.training.train import train
 
     start = time.time()
     out = _fresh_folder(Path(out))

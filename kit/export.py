@@ -32,7 +32,7 @@ from kit.preprocessing.preprocess import preprocess
 from kit.progress import plural, say
 from kit.quality import run_quality, trained_signers
 from kit.seeing.report import report_or_warn
-from kit.train import load_fold_model
+from kit.training.train import load_fold_model
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,7 @@ def make_plan(cfg: Config, run_dir: Path, owner: str, *, n_folds: int = 5, only_
 
 def check_batch_fits(cfg: Config, accelerator: str, backend: str) -> None:
     """The global batch must split over the kernel's replicas: refused here, not hours later in the kernel."""
-    from kit.distribute import split_batch
+    from kit.training.distribute import split_batch
 
     replicas = REPLICAS[accelerator] if accelerator == "t4" or backend == "jax" else 1  # TF sees no TPU there
     try:
@@ -143,7 +143,7 @@ def make_full_plan(base: Config | None, overrides: list[str], run_dir: Path | No
     where the epoch count came from: --epochs (a train.epochs override), else the rounded mean of the best epochs
     of `from_cv`'s folds (trained here or pulled back from kernels), whose config is the base and whose folder the
     default run directory."""
-    from kit.full import check_cv_run, check_seeds, full_config
+    from kit.training.full import check_cv_run, check_seeds, full_config
 
     parallel = _check_machine(accelerator, parallel, per_kernel, backend)
     check_seeds(seeds)
@@ -218,7 +218,7 @@ def check_run_config(plan: Plan, write: bool = True) -> None:
     could block the next command), and a different one in a folder that holds work is an error.
     Full fits may join folds of the same recipe (up to epochs and seed, as kit train --full allows); beside folds,
     RUN/config.json stays theirs."""
-    from kit.train import recipe_key
+    from kit.training.train import recipe_key
 
     path = plan.run_dir / "config.json"
     if plan.kind == "full" and path.is_file():

@@ -329,7 +329,7 @@ class _Session:
         self._save()
 
     def finish(self) -> None:
-        from kit.cv import summarize
+        from kit.training.cv import summarize
         from kit.seeing.report import report_or_warn
 
         finished = sorted(int(p.parent.name[4:]) for p in self.plan.run_dir.glob("fold*/metrics.json"))

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from kit.cli import app
 from kit.config import Config, ModelConfig, PreprocessConfig
-from kit.train import build_model
+from kit.training.train import build_model
 
 
 def fake_run(run_dir: Path, model_names=("llama_tiny",) * 3, max_len: int = 32, seed: int = 0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kit.devices import Devices, detect, machine_accelerators
+from kit.training.devices import Devices, detect, machine_accelerators
 
 
 def fake_machine(root: Path, gpus: list[str] = (), tpus: int = 0) -> Path:
@@ -66,7 +66,7 @@ def test_tpus_are_also_asked_of_jax(tmp_path):
     import pytest
 
     pytest.importorskip("jax")
-    from kit.devices import jax_tpus
+    from kit.training.devices import jax_tpus
 
     assert jax_tpus() == []  # this machine's JAX has no TPU backend
     assert machine_accelerators(fake_machine(tmp_path, tpus=1)) == ["tpu: accel0"]

@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kit.cli import app
-from kit.distribute import split_batch
+from kit.training.distribute import split_batch
 from kit.errors import KitError
 
 runner = CliRunner()
@@ -116,7 +116,7 @@ def test_evaluation_pads_its_last_batch_with_rows_that_count_for_nothing(odd_cac
     a multiple of N, with rows of sample weight 0."""
     from kit.data.cache import open_cache
     from kit.config import Config, PreprocessConfig
-    from kit.pipeline import make_dataset
+    from kit.training.pipeline import make_dataset
 
     val = held_out(odd_cache)
     cfg = Config(preprocess=PreprocessConfig(max_len=16))
@@ -136,8 +136,8 @@ def test_padding_rows_count_for_nothing_in_validation_accuracy(odd_cache):
     never count, right or wrong (Keras 3 applies sample weights only to weighted metrics)."""
     from kit.data.cache import open_cache
     from kit.config import Config, ModelConfig, PreprocessConfig
-    from kit.pipeline import make_dataset
-    from kit.train import compile_model
+    from kit.training.pipeline import make_dataset
+    from kit.training.train import compile_model
 
     cfg = Config(preprocess=PreprocessConfig(max_len=16), model=ModelConfig(name="llama_tiny"))
     val = held_out(odd_cache)

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from kit.cli import app
 from kit.config import Config, ModelConfig, PreprocessConfig, TrainConfig
-from kit.cv import summarize
+from kit.training.cv import summarize
 from kit.errors import KitError
 from kit.export import pick_models
-from kit.full import epochs_from_cv, plan_full
+from kit.training.full import epochs_from_cv, plan_full
 from tests.runs import fake_run
 
 runner = CliRunner()

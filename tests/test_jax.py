@@ -34,8 +34,8 @@ def test_jax_trained_run_exports_and_matches_its_own_predictions(tmp_path):
 
     from kit.data.cache import open_cache
     from kit.data.folds import assign_folds
-    from kit.pipeline import make_dataset
-    from kit.train import load_fold_model
+    from kit.training.pipeline import make_dataset
+    from kit.training.train import load_fold_model
 
     model, cfg = load_fold_model(run / "fold0")
     cache = open_cache(tmp_path / "cache")

@@ -41,7 +41,7 @@ def test_resident_landmarks_hold_everything_preprocessing_reads(shared_samples):
     """Rule: the pipeline keeps only RESIDENT landmarks in RAM, so preprocessing those columns must give
     exactly what it gives on the full 543-point frame, for every recipe and option, on the real samples;
     and the mirror, the affine augmentation and the dominant-hand flip must map them onto themselves."""
-    from kit.pipeline import RESIDENT
+    from kit.training.pipeline import RESIDENT
 
     assert len(RESIDENT) < L.N_LANDMARKS / 5  # the memory plan: 86 of 543 points
     perm = augment.mirror_permutation()
@@ -71,7 +71,7 @@ def test_a_landmark_outside_the_layout_is_an_error():
 def test_evaluation_batches_are_what_the_exported_graph_computes(cache):
     """Rule: training and serving cannot drift: an evaluation batch holds exactly preprocess() of each cached
     sequence on the full 543-point frame (the function inside the TFLite graph), in the order asked for."""
-    from kit.pipeline import make_dataset
+    from kit.training.pipeline import make_dataset
 
     cfg = Config(preprocess=PreprocessConfig(max_len=16, motion=True, dominant_hand=True))
     rows = np.arange(len(cache))[::-1]
@@ -86,7 +86,7 @@ def test_evaluation_batches_are_what_the_exported_graph_computes(cache):
 def test_every_pass_holds_every_sequence_once_in_a_seeded_order():
     """Rule: pass p is a permutation of the indices drawn from (seed, p): passes differ, seeds differ, and the
     stream started at element k is the tail of the stream started at 0 (what resume relies on)."""
-    from kit.pipeline import training_order
+    from kit.training.pipeline import training_order
 
     indices = np.arange(100, 137)
     stream = np.array([(int(i), int(p)) for i, p in training_order(indices, seed=3).take(3 * len(indices))])
@@ -102,7 +102,7 @@ def test_every_pass_holds_every_sequence_once_in_a_seeded_order():
 
 
 def batches(cache, cfg, n, start_pass=0):
-    from kit.pipeline import make_dataset
+    from kit.training.pipeline import make_dataset
 
     ds = make_dataset(cache, np.arange(len(cache)), cfg, training=True, start_pass=start_pass)
     return [(x["features"].numpy(), y.numpy()) for x, y in ds.take(n)]
@@ -111,7 +111,7 @@ def batches(cache, cfg, n, start_pass=0):
 def test_training_batches_are_a_function_of_the_seed_and_resume_exactly(cache):
     """Rule: same seed, same batches (augmentations included); another seed, others; a run resumed after one
     epoch sees exactly the batches the uninterrupted run saw from its second epoch on."""
-    from kit.pipeline import steps_per_pass
+    from kit.training.pipeline import steps_per_pass
 
     cfg = Config(preprocess=PreprocessConfig(max_len=16),
                  train=TrainConfig(batch_size=4, mixup_alpha=0.4, rotate_deg=5, noise_std=0.001))
@@ -142,7 +142,7 @@ def test_training_batches_are_full_and_augmented(cache):
 def test_resident_memory_is_86_points_of_float32_per_frame(cache):
     """Rule (the memory plan): RAM holds 86 landmarks x 3 float32 per cached frame, loaded once per cache,
     and they are the cache's values (float16 widened exactly)."""
-    from kit.pipeline import RESIDENT, resident
+    from kit.training.pipeline import RESIDENT, resident
 
     data = resident(cache)
     assert data is resident(cache)
@@ -156,7 +156,7 @@ def test_steps_per_epoch_sets_the_epoch_and_resume_follows_it(cache):
     """Rule: train.steps_per_epoch=S makes an epoch S batches (0: one pass), and a run resumed after one such
     epoch starts S batches into the stream; a negative value is a one-line error."""
     from kit.errors import KitError
-    from kit.pipeline import steps_per_epoch
+    from kit.training.pipeline import steps_per_epoch
 
     cfg = Config(preprocess=PreprocessConfig(max_len=16), train=TrainConfig(batch_size=4, steps_per_epoch=2))
     assert steps_per_epoch(cfg, len(cache), 4) == 2

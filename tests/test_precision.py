@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from kit.cli import app
 from kit.config import PRECISIONS, Config, apply_overrides
 from kit.models import list_models
-from kit.train import EpochBackup, build_model, compile_model, load_fold_model, resolve_jit_compile
+from kit.training.train import EpochBackup, build_model, compile_model, load_fold_model, resolve_jit_compile
 
 runner = CliRunner()
 MAX_LEN = 16

@@ -63,7 +63,7 @@ def test_frames_without_a_face_centre_on_the_pose_s_nose(shared_samples):
     is the head. A real sequence that loses its face in 6 of 30 frames keeps its hands where they were; one without
     a face in any frame stays finite, its hands where they were up to the unit of length (lips and eyes no longer
     count in the spread: a scale, a small shift). Train (the resident layout) and serve (543 points) agree."""
-    from kit.pipeline import RESIDENT
+    from kit.training.pipeline import RESIDENT
 
     frames = load_scorer_frames(shared_samples / "train_landmark_files" / "22343" / "239181.parquet")
     hands = slice(0, 2 * 2 * 21)  # x, y of both hands come first

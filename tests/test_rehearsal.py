@@ -21,7 +21,7 @@ from kit.errors import KitError
 from kit.data.landmarks import N_CLASSES, N_LANDMARKS
 from kit.data.parquet import read_landmarks
 from kit.data.rehearsal import (MANIFEST, check_disk, counts_from_csv, plan, real_counts, scaled_counts,
-                           synthesize_like_competition)
+                                synthesize_like_competition)
 from kit.data.synth import SLOWEST, fit_times
 
 FRACTION = 0.0036

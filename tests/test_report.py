@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from kit.cli import app
-from kit.cv import summarize
+from kit.training.cv import summarize
 from kit.gates import Gate
 from kit.data.landmarks import sign_names
 from kit.seeing.report import REPORT, report_or_warn, write_report
@@ -24,7 +24,7 @@ EPOCHS = 4
 
 def fake_results(run_dir: Path, n_folds: int = 2, exported: bool = True) -> Path:
     """What training and export leave in a run, without training: history.csv, metrics.json and oof.npz per
-    fold, cv.json and report.md from kit.cv, and an export/export.json with size, latency and parity gates."""
+    fold, cv.json and report.md from kit.training.cv, and an export/export.json with size, latency and parity gates."""
     rng = np.random.default_rng(0)
     for k in range(n_folds):
         fold = run_dir / f"fold{k}"

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from kit.cli import app
 from kit.config import Config
 from kit.errors import KitError
-from kit.sweep import parse_axes, plan, point_name, split_values
+from kit.training.sweep import parse_axes, plan, point_name, split_values
 
 runner = CliRunner()
 

@@ -96,7 +96,7 @@ def test_without_validation_the_backup_keeps_the_last_epoch(tmp_path):
     """A full fit has no val_accuracy: every epoch replaces the kept weights (its EMA ones), crash-safely."""
     import keras
 
-    from kit.train import EpochBackup
+    from kit.training.train import EpochBackup
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer=keras.optimizers.AdamW(use_ema=True), loss="mse")
@@ -164,7 +164,7 @@ def test_a_kill_between_backup_and_best_weights_loses_nothing(tmp_path):
     a kill between the last two steps is finished by resume, so the best epoch's weights are never lost."""
     import keras
 
-    from kit.train import EpochBackup
+    from kit.training.train import EpochBackup
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer=keras.optimizers.AdamW(use_ema=True), loss="mse")

@@ -207,7 +207,7 @@ class Cache:
         self._shard_names = [str(s) for s in index["shards"]]
         self._shard_frames = index["shard_frames"]
         self._maps: dict[int, np.memmap] = {}
-        self._resident = None  # the landmarks training reads, in RAM (kit.pipeline.resident)
+        self._resident = None  # the landmarks training reads, in RAM (kit.training.pipeline.resident)
 
     def __len__(self) -> int:
         return len(self.sequence_ids)

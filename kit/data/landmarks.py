@@ -91,7 +91,7 @@ def columns(points, layout=None) -> np.ndarray:
     """Where the 543-frame landmark indices `points` sit in a frame holding only the landmarks `layout`.
 
     `layout` is a sorted index array (the training pipeline keeps only the points preprocessing reads, see
-    kit.pipeline.RESIDENT); None is the full 543-point frame of the files and of the exported graph, where
+    kit.training.pipeline.RESIDENT); None is the full 543-point frame of the files and of the exported graph, where
     every index is its own column. A point missing from `layout` is an error, never a silent wrong column.
     """
     points = np.asarray(points, dtype=np.int64)

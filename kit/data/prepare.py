@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from kit.data.cache import (BAD_FILES, DTYPE, FRAME_BYTES, CachedFile, ShardWriter, committed_shards, remove_index,
-                       remove_shards, write_atomic, write_index)
+                            remove_shards, write_atomic, write_index)
 from kit.errors import BadFile, KitError
 from kit.data.parquet import read_landmarks
 from kit.progress import track

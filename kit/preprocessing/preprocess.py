@@ -44,7 +44,7 @@ def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None,
     `pad=False` (the exported graph): features `[n, F]` and a mask of n ones, n the real frames (1..max_len).
 
     `layout`: the training pipeline passes frames holding only the landmarks it keeps in RAM (`[T, K, 3]`,
-    kit.pipeline.RESIDENT); the same ops then index those columns. None (the files, the exported graph): 543.
+    kit.training.pipeline.RESIDENT); the same ops then index those columns. None (the files, the exported graph): 543.
     """
     frames = tf.convert_to_tensor(frames, tf.float32)
     channels = 3 if cfg.use_z else 2

@@ -1,6 +1,6 @@
 """`kit runs`: every run at a glance, best first: what each one changed, what it scored, what it cost.
 
-A run is a folder that kit train wrote (layout in kit.train): trained here, pulled back from Kaggle kernels (of
+A run is a folder that kit train wrote (layout in kit.training.train): trained here, pulled back from Kaggle kernels (of
 RUN/kaggle/ only state.json is read: the fold count and the folds still out there), or folds trained on several
 machines and merged with kit cv. Everything is read from the files a run leaves (config.json, run.json,
 fold*/metrics.json, cv.json, export/export.json, fold*/history.csv for the curves); nothing imports TensorFlow,

@@ -3,8 +3,8 @@
 One kit run directory is one MLflow run, whose id RUN/mlflow.json keeps, so that `kit train --resume` and
 `kit export --track mlflow` add to the same record. What is logged comes from what the run writes:
 - params: the resolved config (RUN/config.json) as dotted keys, the ones --set takes (model overrides as model.KEY);
-- per epoch (a Keras callback in kit.train's fit): the epoch's logs, the same values history.csv gets, under the
-  fold's or full fit's name (fold0/val_accuracy, full1/loss ...), step = epoch (1-based), plus its wall time;
+- per epoch (a Keras callback in kit.training.train's fit): the epoch's logs, the same values history.csv gets, under
+  the fold's or full fit's name (fold0/val_accuracy, full1/loss ...), step = epoch (1-based), plus its wall time;
 - at the end of kit train: the CV accuracy and its fold spread, each fold's best accuracy, best epoch and time
   (the numbers `kit runs` shows, from kit.seeing.runs); artifacts config.json, cv.json, report.md, report.html and each
   fold's metrics.json and history.csv;
@@ -44,7 +44,7 @@ STORE = "mlruns"  # the default local store, beside the runs
 RECORD = "mlflow.json"  # in the run directory: which MLflow run holds it
 BATCH = 100  # params per log_batch call (MLflow's limit)
 
-_active: Recording | None = None  # the recording kit.train's callbacks report to, within `recording`
+_active: Recording | None = None  # the recording kit.training.train's callbacks report to, within `recording`
 
 
 def open_tracker(kind: str | None) -> str | None:
@@ -87,7 +87,7 @@ def recording(tracker: str | None, run_dir: Path | None, stage: str = "train",
 
 
 def epoch_callbacks(out_dir: Path) -> list[keras.callbacks.Callback]:
-    """The callbacks kit.train adds to a fold's or full fit's fit: MLflow's per-epoch metrics under --track."""
+    """The callbacks kit.training.train adds to a fold's or full fit's fit: MLflow's per-epoch metrics under --track."""
     return [] if _active is None else [EpochMetrics(_active, Path(out_dir).name)]
 
 

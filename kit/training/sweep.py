@@ -116,7 +116,7 @@ def finished(run_dir: Path, n_folds: int, only_folds: list[int] | None) -> bool:
 def run_sweep(base: Config, items: list[str], cache_dir: Path, parent: Path, n_folds: int = 5,
               only_folds: list[int] | None = None, strategy: str = "auto", tracker: str | None = None) -> SweepResult:
     """Train every combination of `items` (--sweep values) on top of `base` as PARENT/NAME; see the module doc."""
-    from kit import train as training
+    from kit.training import train as training
 
     parent = Path(parent)
     points = plan(base, parse_axes(items))

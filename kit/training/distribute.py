@@ -7,7 +7,7 @@ backend, Keras 3's own data parallelism.
 over the replicas, so one config trains the same recipe (steps, learning-rate schedule, mixup pairs) on a
 laptop, on T4 x2 and on a TPU v5e-8. Every batch must split evenly (JAX's sharding refuses anything else, and
 an uneven TF split gives one replica fewer sequences): training batches are full; the last evaluation batch is
-padded by the input pipeline (kit.pipeline.eval_padding).
+padded by the input pipeline (kit.training.pipeline.eval_padding).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import keras
 
-from kit.devices import announce
+from kit.training.devices import announce
 from kit.errors import KitError
 from kit.progress import say
 

@@ -19,7 +19,7 @@ resumed run starts the stream at the step it stopped at and sees the batches it 
 affine draws are seeded by (sequence, pass, seed), mixup by (step, seed). Evaluation datasets are one pass in the
 order of `indices`.
 
-Replicas. Batches are global (kit.distribute). Training batches are always full; an evaluation pass keeps every
+Replicas. Batches are global (kit.training.distribute). Training batches are always full; an evaluation pass keeps every
 sequence, and on N replicas its last batch is padded to a multiple of N with copies of its last sequence carrying
 sample weight 0 (`eval_padding`): validation accuracy (a weighted metric) ignores them, predictions drop them
 (`predict`). Keras' validation loss divides by the padded count: at most replicas - 1 rows, so it reads low by at

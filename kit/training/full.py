@@ -3,7 +3,7 @@
 A full fit holds no signer out, so nothing can pick its best epoch: the epoch count is given (`--epochs`) or
 taken from a cross-validation run (`--from-cv RUN`: the rounded mean of its folds' best epochs), and the kept
 weights are the last epoch's. `--seeds N` trains N of them with seeds train.seed + 0..N-1, as RUN/full0..full{N-1}
-(layout in kit.train). They resume like folds (`kit train --resume RUN`); kit export prefers them to folds.
+(layout in kit.training.train). They resume like folds (`kit train --resume RUN`); kit export prefers them to folds.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from kit import config as config_mod
 from kit.data import vocabulary
 from kit.data.cache import open_cache
 from kit.config import Config
-from kit.distribute import check_batch
+from kit.training.distribute import check_batch
 from kit.errors import KitError
 from kit.progress import say
 from kit.seeing.report import report_or_warn
-from kit.train import (DEFAULT_CACHE, DEFAULT_RUN, build_model, check_cache, finished_epochs, fit_model, read_meta,
-                       recipe_key, write_meta)
+from kit.training.train import (DEFAULT_CACHE, DEFAULT_RUN, build_model, check_cache, finished_epochs, fit_model,
+                                read_meta, recipe_key, write_meta)
 
 
 @dataclass(frozen=True)

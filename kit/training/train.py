@@ -44,9 +44,9 @@ from kit import config as config_mod
 from kit.seeing import track
 from kit.data import vocabulary
 from kit.config import Config
-from kit.cv import CVResult, summarize
-from kit.devices import backend_accelerators
-from kit.distribute import Replicas, check_batch, split_batch, strategy_scope
+from kit.training.cv import CVResult, summarize
+from kit.training.devices import backend_accelerators
+from kit.training.distribute import Replicas, check_batch, split_batch, strategy_scope
 from kit.errors import KitError
 from kit.data.folds import assign_folds
 from kit.models import create_model
@@ -181,35 +181,6 @@ def _check_same_run(run_dir: Path, meta: dict, cfg: Config, n_folds: int) -> lis
     return []
 
 
-def resume(run_dir: Path, changes: list[str] = ()) -> list:
-    """Continue a killed run: finished folds and full fits are kept, an interrupted one restarts from its last
-    epoch; returns the CVResult of the folds and/or the FullResult of the full fits.
-
-    `changes` are the options given beside --resume: a resumed run keeps the settings it started with, so any of
-    them is refused (never silently ignored), naming the command that trains with them instead."""
-    run_dir = Path(run_dir)
-    meta_path = run_dir / "run.json"
-    if not meta_path.is_file():
-        raise KitError(f"{meta_path}: missing; --resume needs a run directory written by kit train")
-    meta = json.loads(meta_path.read_text())
-    if changes:
-        raise KitError(f"--resume continues {run_dir} with the settings it started with, so {', '.join(changes)} "
-                       f"would be ignored: drop {'it' if len(changes) == 1 else 'them'}, or train a new run from its "
-                       f"config with {'it' if len(changes) == 1 else 'them'}: kit train --cache {meta['cache']} "
-                       f"--config {run_dir / 'config.json'} --out NEW_RUN and those options")
-    results = []
-    if "n_folds" in meta:
-        cfg = config_mod.load(run_dir / "config.json")
-        say(f"resuming {run_dir}: folds {meta['folds']} of {meta['n_folds']}, cache {meta['cache']}")
-        results.append(train(cfg, Path(meta["cache"]), run_dir, meta["n_folds"], meta["folds"], meta["strategy"]))
-    if meta.get("full"):
-        say(f"resuming {run_dir}: full fits {meta['full']}, cache {meta['cache']}")
-        from kit.full import train_members
-
-        results.append(train_members(run_dir, Path(meta["cache"]), meta["full"], meta["strategy"]))
-    return results
-
-
 def train_fold(cfg: Config, cache: "Cache", folds: np.ndarray, fold: int, fold_dir: Path,
                strategy: str = "auto") -> float:
     """Train on every fold but `fold`, keep the best epoch on `fold`'s signers; returns its accuracy."""
@@ -226,7 +197,7 @@ def train_fold(cfg: Config, cache: "Cache", folds: np.ndarray, fold: int, fold_d
     history = _read_history(fold_dir / "history.csv")
     best_epoch = int(np.argmax(history["val_accuracy"]))
 
-    from kit.pipeline import predict
+    from kit.training.pipeline import predict
 
     model.load_weights(fold_dir / "model.weights.h5")
     logits = predict(model, val_ds, len(val_idx))  # every held-out sequence, the padding for the replicas dropped
@@ -250,9 +221,9 @@ def fit_model(cfg: Config, cache: "Cache", train_idx: np.ndarray, val_idx: np.nd
     out_dir/model.weights.h5 the best epoch on `val_idx`, or the last epoch when `val_idx` is None (a full fit).
     Returns the model (last epoch), the validation dataset (None without one) and the replicas it trained on.
 
-    train.batch_size is the global batch whatever the replicas (kit.distribute), so steps, schedule and mixup
+    train.batch_size is the global batch whatever the replicas (kit.training.distribute), so steps, schedule and mixup
     are the same recipe on every machine."""
-    from kit.pipeline import make_dataset, steps_per_epoch
+    from kit.training.pipeline import make_dataset, steps_per_epoch
 
     with strategy_scope(strategy) as replicas:
         batch = cfg.train.batch_size
