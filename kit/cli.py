@@ -366,7 +366,7 @@ def export(
     Example (kit\\[mlflow] extra): kit export runs/base --track mlflow
     """
     from kit.seeing import track as tracking
-    from kit.export import export as run_export
+    from kit.contract.export import export as run_export
 
     try:
         tracker = tracking.open_tracker(track)
@@ -383,8 +383,8 @@ def check(model: Path = typer.Argument(..., help="A model.tflite or submission.z
 
     Example: kit check submission.zip
     """
-    from kit.gates import check_model, failures
-    from kit.tflite import read_model
+    from kit.contract.gates import check_model, failures
+    from kit.contract.tflite import read_model
 
     try:
         gates = check_model(read_model(model))
@@ -408,7 +408,7 @@ def evaluate(
 
     Example: kit evaluate runs/base/export/submission.zip --data data/asl-signs --participants 16069
     """
-    from kit.evaluate import evaluate as run_evaluate
+    from kit.contract.evaluate import evaluate as run_evaluate
 
     try:
         typer.echo(run_evaluate(model, data, participants=_ids(participants), limit=limit))
@@ -589,7 +589,7 @@ def predict(
     Example: kit predict runs/base/export/submission.zip my_sign.mp4
     Example: kit predict model.tflite data/asl-signs/train_landmark_files/16069/100015657.parquet --json
     """
-    from kit.predict import predict as run_predict
+    from kit.contract.predict import predict as run_predict
 
     try:
         if source is None and webcam is None:

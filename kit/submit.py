@@ -114,7 +114,7 @@ def model_bytes(source: Path) -> bytes:
 def check_competition_vocabulary(source: Path, data: bytes) -> None:
     """Refuse a model of your own vocabulary (kit/data/vocabulary.py): its outputs are not the competition's 250 signs
     in the competition's order, so Kaggle would score it as wrong on every sequence."""
-    from kit import tflite
+    from kit.contract import tflite
     from kit.data import vocabulary
     from kit.data.landmarks import N_CLASSES, SIGN_MAP_NAME
 
@@ -174,7 +174,7 @@ def save_state(workdir: Path, state: dict) -> None:
 def judge(target: Path | None, force: bool | None) -> tuple[Path, list[str]]:
     """The target to submit (with no target: the best exported run by CV) and the lines that say what it is worth.
     A partial or below-chance run is refused unless `force`; a dry run (`force=None`) only says it would be."""
-    from kit.quality import best_export, run_of, run_quality
+    from kit.contract.quality import best_export, run_of, run_quality
 
     lines = []
     if target is None:

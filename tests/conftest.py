@@ -37,7 +37,7 @@ def tiny_cache(tmp_path_factory) -> Path:
 def exported(tmp_path_factory):
     """A 3-fold ensemble of untrained llama_tiny models exported as the kit exports (model.tflite, submission.zip):
     built once for every test that needs a real exported model."""
-    from kit.export import export
+    from kit.contract.export import export
     from tests.runs import fake_run
 
     return export(fake_run(tmp_path_factory.mktemp("run")), top=3)

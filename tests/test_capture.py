@@ -282,7 +282,7 @@ def test_predict_names_the_top_signs_of_a_capture_as_the_scorer_runs_the_model(e
     np.testing.assert_allclose([t["probability"] for t in answer["top"]], np.sort(probs)[::-1][:5], rtol=1e-5)
     assert [t["sign"] for t in answer["top"]] == [L.sign_names()[t["index"]] for t in answer["top"]]
 
-    from kit.predict import predict
+    from kit.contract.predict import predict
 
     assert predict(exported.submission, PHOTO).top == predict(exported.out_dir / "model.tflite", photo.out).top
     text = runner.invoke(app, ["predict", str(exported.submission), str(photo.out), "--signs", "3"])

@@ -13,7 +13,7 @@ import tensorflow as tf
 from typer.testing import CliRunner
 
 from kit.cli import app
-from kit.evaluate import evaluate
+from kit.contract.evaluate import evaluate
 
 runner = CliRunner()
 

@@ -7,8 +7,8 @@ import zipfile
 
 import numpy as np
 
-from kit import tflite
-from kit.gates import edge_cases
+from kit.contract import tflite
+from kit.contract.gates import edge_cases
 from tests.runs import fake_run
 
 
@@ -37,7 +37,7 @@ def test_exported_model_keeps_contract_and_stays_finite(exported):
 def test_predict_answers_on_the_real_files_with_frames_without_a_face(exported, shared_samples):
     """kit predict on the three real files whose face is missing in some frames: read as data, a finite
     distribution over the 250 signs, no error."""
-    from kit.predict import predict
+    from kit.contract.predict import predict
 
     for sample in ("30680/2113802134", "27610/4023682555", "49445/1603631219"):
         answer = predict(exported.submission, shared_samples / "train_landmark_files" / f"{sample}.parquet")

@@ -12,7 +12,7 @@ from kit.preprocessing import features as F
 from kit.data import landmarks as L
 from kit.preprocessing.augment import mirror
 from kit.config import PreprocessConfig
-from kit.evaluate import load_scorer_frames
+from kit.contract.evaluate import load_scorer_frames
 from kit.preprocessing.preprocess import Preprocess, n_features, preprocess
 
 OPTIONS = ("dominant_hand", "shoulder_unit", "distances", "angles", "motion", "trim_idle")
@@ -147,8 +147,8 @@ def test_keras_layer_carries_every_option():
 def test_every_option_converts_to_builtin_tflite_and_matches(shared_samples):
     """With all options on, the graph converts with builtin ops only, runs on TFLite 2.9.1's op versions,
     and matches the eager features on every real sample within 1e-4."""
-    from kit import tflite
-    from kit.opcheck import runtime_problems
+    from kit.contract import tflite
+    from kit.contract.opcheck import runtime_problems
 
     class Module(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None, L.N_LANDMARKS, 3], tf.float32, name="inputs")])

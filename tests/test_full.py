@@ -14,7 +14,7 @@ from kit.cli import app
 from kit.config import Config, ModelConfig, PreprocessConfig, TrainConfig
 from kit.training.cv import summarize
 from kit.errors import KitError
-from kit.export import pick_models
+from kit.contract.export import pick_models
 from kit.training.full import epochs_from_cv, plan_full
 from tests.runs import fake_run
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 from typer.testing import CliRunner
 
 from kit.cli import app
-from kit.gates import check_model, failures
+from kit.contract.gates import check_model, failures
 
 runner = CliRunner()
 
@@ -131,7 +131,7 @@ def test_kit_check_reports_gates_and_exits_1_on_failure(tmp_path):
 def test_budget_counts_the_members_that_still_fit():
     """With the safety factor, a member costs its share of the measured mean; the room left is whole members,
     negative when the ensemble itself is over the budget."""
-    from kit.gates import BUDGET_SAFETY, budget_room
+    from kit.contract.gates import BUDGET_SAFETY, budget_room
 
     assert BUDGET_SAFETY > 1
     assert budget_room(mean_ms=12.0, members=3, budget_ms=100.0, safety=1.5) == 13  # 66.7 ms / 4 ms = 16 members
@@ -142,7 +142,7 @@ def test_budget_counts_the_members_that_still_fit():
 def test_latency_over_the_budget_fails_in_one_line_and_under_it_says_the_room():
     """kit export --budget-ms: an ensemble whose mean x safety breaks the budget fails the latency gate with one
     line saying by how many members; one under it passes and says how many more would fit."""
-    from kit.gates import latency_gate, probe_sequences
+    from kit.contract.gates import latency_gate, probe_sequences
 
     model = contract_model(good)
     probes = probe_sequences(8)
@@ -154,6 +154,6 @@ def test_latency_over_the_budget_fails_in_one_line_and_under_it_says_the_room():
 
 def test_parity_probes_the_lengths_where_padding_could_matter():
     """1, 2 and 7 frames, one frame either side of each max_len and max_len itself, and 500 (subsampled)."""
-    from kit.gates import parity_lengths
+    from kit.contract.gates import parity_lengths
 
     assert parity_lengths([64, 384]) == [1, 2, 7, 63, 64, 65, 383, 384, 385, 500]

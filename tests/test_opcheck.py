@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
 
-from kit import opcheck
+from kit.contract import opcheck
 from kit.assets import make_op_versions
 from kit.errors import KitError
 

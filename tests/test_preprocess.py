@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from kit.data import landmarks as L
 from kit.config import PreprocessConfig
-from kit.evaluate import load_scorer_frames
+from kit.contract.evaluate import load_scorer_frames
 from kit.preprocessing.preprocess import Preprocess, n_features, preprocess
 
 CFG = PreprocessConfig(max_len=32)
@@ -27,7 +27,7 @@ class PreprocessModule(tf.Module):
 
 @pytest.fixture(scope="module")
 def tflite_preprocess():
-    from kit import tflite
+    from kit.contract import tflite
 
     module = PreprocessModule()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
@@ -129,7 +129,7 @@ def test_keras_layer_round_trips_its_config():
 def test_unpadded_output_is_the_real_rows_of_the_padded_one(shared_samples, options):
     """pad=False (the exported graph) gives exactly the frames the padded output marks real, for every feature
     option, on the real samples and on sequences shorter than, equal to and longer than max_len."""
-    from kit.gates import plausible_frames
+    from kit.contract.gates import plausible_frames
 
     cfg = PreprocessConfig(max_len=16, **options)
     rng = np.random.default_rng(0)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from kit.cli import app
 from kit.training.cv import summarize
-from kit.gates import Gate
+from kit.contract.gates import Gate
 from kit.data.landmarks import sign_names
 from kit.seeing.report import REPORT, report_or_warn, write_report
 

@@ -120,7 +120,7 @@ def trained_signers(model_dir: Path) -> list[int] | None:
 def leak_warning(model: Path, scored: list[int]) -> str:
     """A warning line when any scored signer trained a member of the model (its export.json records the signers
     of each member); empty when none did or when no export.json is beside the model (not a kit export)."""
-    from kit.tflite import model_file
+    from kit.contract.tflite import model_file
 
     export = _json(model_file(model).parent / "export.json")
     members = export.get("members", [])

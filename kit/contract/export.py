@@ -21,16 +21,16 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from kit import tflite
+from kit.contract import tflite
 
 from kit.data import vocabulary
 from kit.config import PreprocessConfig
 from kit.errors import KitError
-from kit.gates import LATENCY_LIMIT_MS, SIZE_LIMIT_MB, check_model, failures, vocabulary_gate
+from kit.contract.gates import LATENCY_LIMIT_MS, SIZE_LIMIT_MB, check_model, failures, vocabulary_gate
 from kit.data.landmarks import N_LANDMARKS
 from kit.preprocessing.preprocess import preprocess
 from kit.progress import plural, say
-from kit.quality import run_quality, trained_signers
+from kit.contract.quality import run_quality, trained_signers
 from kit.seeing.report import report_or_warn
 from kit.training.train import load_fold_model
 
@@ -45,7 +45,7 @@ class ExportResult:
     members: list = field(default_factory=list)  # member_info of each model
     competition: bool = True  # the competition's 250 signs (else your own vocabulary: no submission.zip)
     left_out: list = field(default_factory=list)  # "RUN/fold2: why" for each finished fold --top left out
-    quality: str = ""  # the run's CV, folds finished of planned, models kept (kit.quality), when a run was exported
+    quality: str = ""  # the run's CV, folds finished of planned, models kept (kit.contract.quality), if exported
 
     @property
     def submission(self) -> Path:

@@ -17,7 +17,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from kit import opcheck, tflite
+from kit.contract import opcheck
+
+from kit.contract import tflite
 from kit.errors import KitError
 from kit.data.landmarks import FACE, LEFT_HAND, N_CLASSES, N_LANDMARKS, RIGHT_HAND
 
@@ -56,7 +58,7 @@ def signature_gate(interp, n_classes: int = N_CLASSES) -> Gate:
 
 
 def ops_gate(model: bytes) -> Gate:
-    """Builtin ops only, each at a version the scorer's TFLite 2.9.1 registers (see kit.opcheck)."""
+    """Builtin ops only, each at a version the scorer's TFLite 2.9.1 registers (see kit.contract.opcheck)."""
     ops = opcheck.model_ops(model)
     listing = ", ".join(str(op) for op in ops)
     problems = [p for op in ops for p in op.problems]

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kit import tflite
+from kit.contract import tflite
 from kit.errors import KitError
 from kit.data.landmarks import N_CLASSES, N_LANDMARKS, SIGN_MAP_NAME
 from kit.progress import track
-from kit.quality import leak_warning
+from kit.contract.quality import leak_warning
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class EvalResult:
     mean_ms: float
     p95_ms: float
     size_bytes: int
-    warning: str = ""  # scored signers that trained a member (kit.quality.leak_warning)
+    warning: str = ""  # scored signers that trained a member (kit.contract.quality.leak_warning)
 
     def __str__(self) -> str:
         per = ", ".join(f"{p}: {a:.3f}" for p, a in sorted(self.participant_accuracy.items()))

@@ -4,7 +4,7 @@ Contract: a `model.tflite` (alone in `submission.zip`) whose signature `serving_
 `[n_frames, 543, 3]` (NaN where a landmark is missing) and returns `outputs`, of which the scorer takes the argmax.
 What the scorer needs of `outputs` is 250 values at run time: a model whose output's shape signature is dynamic
 (`[-1]`, as in some public competition models whose graphs lose the static shape) scores exactly as one declared
-`[250]`, so a dynamic shape is a note here, and the run-time count is checked on real inputs (kit.gates).
+`[250]`, so a dynamic shape is a note here, and the run-time count is checked on real inputs (kit.contract.gates).
 """
 
 from __future__ import annotations

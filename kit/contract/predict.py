@@ -1,6 +1,6 @@
 """`kit predict`: which sign a model sees in one recording, as its top signs with their probabilities.
 
-The model runs exactly as the competition's scorer runs it (kit.tflite's contract runner: `[frames, 543, 3]`
+The model runs exactly as the competition's scorer runs it (kit.contract.tflite's contract runner: `[frames, 543, 3]`
 float32 in, NaN where a landmark is missing, one output per sign in the sign map's order): the preprocessing is
 inside the model's graph, so nothing here repeats it. The names come from the sign map beside the model (kit export
 writes it; your own vocabulary's N signs), else the competition's 250. A landmark file is read with kit's checked reader; anything else is a
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from kit.data import landmarks as L
-from kit import tflite
+from kit.contract import tflite
 from kit.errors import KitError
 from kit.data import vocabulary
 from kit.capture.sources import Source

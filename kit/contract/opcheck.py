@@ -17,7 +17,7 @@ from pathlib import Path
 from kit.errors import KitError
 
 RUNTIME = "2.9.1"
-TABLE = Path(__file__).resolve().parent / "assets" / "tflite_2_9_op_versions.json"
+TABLE = Path(__file__).resolve().parents[1] / "assets" / "tflite_2_9_op_versions.json"
 # Codes above 127 no longer fit the old int8 field: the converter writes this there and the real code in
 # `builtin_code`; models older than that field carry the code only in `deprecated_builtin_code`.
 PLACEHOLDER_FOR_GREATER_OP_CODES = 127
