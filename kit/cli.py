@@ -450,7 +450,7 @@ def fetch(
 
     Example: kit fetch --data data/asl-signs --participants 16069,18796
     """
-    from kit.fetch import fetch_competition
+    from kit.kaggle.fetch import fetch_competition
 
     try:
         dest = _alias(data, dest_old, "--data", "--dest", default=Path("data/asl-signs"))
@@ -481,7 +481,7 @@ def submit(
     Example: kit submit runs/run --message "5 folds"
     Example: kit submit --dry-run   (which run would go up, and what it is worth)
     """
-    from kit.submit import submit as run_submit
+    from kit.kaggle.submit import submit as run_submit
 
     try:
         typer.echo(run_submit(target, message, dry_run=dry_run, wait=not no_wait, poll_seconds=poll, force=force))
@@ -730,8 +730,9 @@ def kaggle_train(
     Example: kit kaggle train --resume runs/k5
     """
     from kit import config as config_mod
-    from kit import kaggle_api, kaggle_plan
-    from kit import kaggle_train as remote
+    from kit.kaggle import api as kaggle_api
+    from kit.kaggle import plan as kaggle_plan
+    from kit.kaggle import train as remote
 
     try:
         creds = kaggle_api.find_credentials()
@@ -781,7 +782,7 @@ def kaggle_status(run_dir: Path = typer.Argument(..., help="A run started with k
 
     Example: kit kaggle status runs/k5
     """
-    from kit import kaggle_train as remote
+    from kit.kaggle import train as remote
 
     try:
         typer.echo(remote.status(run_dir))
@@ -800,7 +801,7 @@ def kaggle_cancel(run_dir: Path = typer.Argument(..., help="A run started with k
     Example: kit kaggle cancel runs/k5
     Example: kit kaggle cancel runs/k5 --yes
     """
-    from kit import kaggle_train as remote
+    from kit.kaggle import train as remote
 
     def ask(listing: str) -> bool:
         typer.echo(listing, err=True)

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from kit.cli import app
 from kit.errors import KitError
-from kit.fetch import STAGING, STATE, fetch_competition
+from kit.kaggle.fetch import STAGING, STATE, fetch_competition
 from kit.data.synth import synthesize
 from tests.kaggle_stub import KaggleStub, long_sequence, read_competition, sign_in, with_sequence
 

@@ -23,10 +23,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from kit import kaggle_api, kaggle_output
+from kit.kaggle import api as kaggle_api
+
+from kit.kaggle import output as kaggle_output
 from kit.cli import app
 from kit.data.synth import synthesize
-from kit.wheel import build
+from kit.kaggle.wheel import build
 from tests.kaggle_stub import KaggleStub, read_competition, sign_in
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -429,7 +431,7 @@ def test_cancel_says_when_kaggle_still_runs_a_deleted_kernel(stub, tmp_path):
     stub.release_kernels()
     stub.sessions_outlive_delete = False
     group = {**state(run)["groups"][slug], "status": "complete"}
-    from kit.kaggle_train import only_in_session
+    from kit.kaggle.train import only_in_session
 
     assert only_in_session(run, state(run), group) == (
         f"folds [0] finished and exist only in that session's output until kit kaggle train --resume {run} "
@@ -470,7 +472,7 @@ def test_rendered_full_fit_kernel_trains_locally(competition, tmp_path):
     """A rendered full-fit kernel, run as python train.py --input DIR --output DIR, trains its full fit on every
     signer (kit train --full --member 1 of --seeds 2) from the wheel and lists its files in the manifest."""
     from kit.config import Config, apply_overrides
-    from kit.kaggle_plan import make_full_plan, render_dataset, render_kernel
+    from kit.kaggle.plan import make_full_plan, render_dataset, render_kernel
 
     base = apply_overrides(Config(), [s for s in TINY[1::2] if not s.startswith("train.epochs")])
     plan, _ = make_full_plan(base, ["train.epochs=1"], tmp_path / "run", OWNER, seeds=2, parallel=2)
@@ -519,7 +521,7 @@ def test_bad_options_fail_before_anything_is_sent(stub, tmp_path, args, message)
 def test_folds_inside_a_running_session_are_estimated_from_the_runs_pace(tmp_path):
     """Rule: Kaggle hands over a running session's output only at its end, so what it finished is estimated from
     the pace of this run's folds that came back (metrics.json seconds), and said to exist only in that session."""
-    from kit.kaggle_train import only_in_session
+    from kit.kaggle.train import only_in_session
 
     (tmp_path / "fold0").mkdir()
     (tmp_path / "fold0" / "metrics.json").write_text(json.dumps({"val_accuracy": 0.5, "seconds": 3600}))

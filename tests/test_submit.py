@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kit.cli import app
-from kit.submit import DATASET_SLUG, KERNEL_SLUG, STATE_FILE, render_kernel
+from kit.kaggle.submit import DATASET_SLUG, KERNEL_SLUG, STATE_FILE, render_kernel
 from kit.data.synth import synthesize
 from tests.kaggle_stub import KaggleStub, read_competition, sign_in
 

@@ -30,7 +30,7 @@ from kit.data.landmarks import N_CLASSES
 DEFAULT_ROOT = Path("runs")
 # Folders inside or beside runs that are never runs themselves (MLflow's local store sits beside the runs).
 NOT_RUNS = frozenset({"mlruns", "export", "kaggle", "tensorboard", "backup"})
-KAGGLE_STATE = Path("kaggle") / "state.json"  # kit kaggle train's progress (kit.kaggle_plan.state_path)
+KAGGLE_STATE = Path("kaggle") / "state.json"  # kit kaggle train's progress (kit.kaggle.plan.state_path)
 KAGGLE_FULL_STATE = Path("kaggle") / "full" / "state.json"  # the same for kit kaggle train --full
 MAX_DEPTH = 3  # ROOT/sweep/point is depth 2: deeper folders are not searched for runs
 HEADER = ["#", "run", "recipe", "model", "changes", "CV accuracy", "folds", "best epochs", "train time", "size",

@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit import kaggle_api
+from kit.kaggle import api as kaggle_api
 from kit.errors import BadFile, KitError
-from kit.kaggle_api import COMPETITION, RULES_URL
+from kit.kaggle.api import COMPETITION, RULES_URL
 from kit.progress import say
 
 DATASET_SLUG = "asl-signs-kit-model"  # one private dataset per user; each new model is a new version
 KERNEL_SLUG = "asl-signs-kit-submission"  # one kernel per user; each submission is one of its versions
 DATASET_TITLE = "asl-signs kit model"
-KERNEL_SOURCE = Path(__file__).resolve().parents[1] / "kernels"
+KERNEL_SOURCE = Path(__file__).resolve().parents[2] / "kernels"
 STATE_FILE = "submit_state.json"
 MODEL_FILE = "model.tflite"
 SUBMISSION_FILE = "submission.zip"  # the kernel's output file that the competition scores

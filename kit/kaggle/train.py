@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit import kaggle_api
+from kit.kaggle import api as kaggle_api
 from kit.errors import KitError
-from kit.kaggle_output import MANIFEST, download_bytes, download_file, target_path, wanted_files
-from kit.kaggle_plan import (ACCELERATORS, KINDS, Plan, check_run_config, init_state, load_state, remaining_folds,
+from kit.kaggle.output import MANIFEST, download_bytes, download_file, target_path, wanted_files
+from kit.kaggle.plan import (ACCELERATORS, KINDS, Plan, check_run_config, init_state, load_state, remaining_folds,
                              render_dataset, render_kernel, save_state, state_path)
 from kit.progress import say
 

@@ -75,7 +75,7 @@ def build(root: Path = PACKAGE_DIR) -> Wheel:
     info = f"kit-{version}.dist-info"
     metadata = "\n".join(["Metadata-Version: 2.1", "Name: kit", f"Version: {version}",
                           *(f"Requires-Dist: {r}" for r in requires)]) + "\n"
-    wheel_meta = "Wheel-Version: 1.0\nGenerator: kit.wheel\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    wheel_meta = "Wheel-Version: 1.0\nGenerator: kit.kaggle.wheel\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     entry_points = "[console_scripts]\nkit = kit.cli:app\n"
     files += [(f"{info}/METADATA", metadata.encode()), (f"{info}/WHEEL", wheel_meta.encode()),
               (f"{info}/entry_points.txt", entry_points.encode())]

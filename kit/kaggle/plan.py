@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit import config as config_mod
-from kit import wheel
+from kit.kaggle import wheel
 from kit.config import Config
 from kit.errors import KitError
-from kit.kaggle_api import COMPETITION
+from kit.kaggle.api import COMPETITION
 
 DATASET_SLUG = "asl-signs-kit-wheel"  # one private dataset per user; each new kit is a new version
 DATASET_TITLE = "asl-signs kit wheel"
-KERNEL_TEMPLATE = Path(__file__).resolve().parents[1] / "kernels" / "train.py"
+KERNEL_TEMPLATE = Path(__file__).resolve().parents[2] / "kernels" / "train.py"
 JOB_LINE = "JOB = None"  # the line of kernels/train.py that rendering fills in
 OFFLINE_OWNER = "your-kaggle-username"
 # --accelerator -> (machine_shape, quota name, default Keras backend). T4 x2 trains with the image's GPU TensorFlow

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kit import kaggle_api
+from kit.kaggle import api as kaggle_api
 from kit.errors import BadFile, KitError
 from kit.progress import say, track
 
