@@ -17,10 +17,9 @@ from typer.testing import CliRunner
 
 from kit.cli import app
 from kit.kaggle.submit import DATASET_SLUG, KERNEL_SLUG, STATE_FILE, render_kernel
-from kit.data.synth import synthesize
 from tests.kaggle_stub import KaggleStub, read_competition, sign_in
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KERNEL = ROOT / "kernels" / "submission.py"
 OWNER = "kit-tester"
 # TensorFlow's own notice that tf.lite.Interpreter is deprecated: the kernel still tries it second, as the scorer's
@@ -70,10 +69,8 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def competition(tmp_path_factory) -> dict[str, bytes]:
-    folder = tmp_path_factory.mktemp("synth")
-    synthesize(folder, n_signs=2, n_participants=2, per_sign=1, seed=1)
-    return read_competition(folder)
+def competition(synthetic) -> dict[str, bytes]:
+    return read_competition(synthetic(2, 2, 1, seed=1) / "data")
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 from kit.cli import app
 from kit.config import Config, apply_overrides, recipe
 from kit.seeing.runs import collect, flatten, nearest_recipe
-from tests.test_report import Page, decoded_images
+from tests.seeing.test_report import Page, decoded_images
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 4
 
 

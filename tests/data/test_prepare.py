@@ -1,7 +1,7 @@
 """`kit prepare` and the training cache: what a user relies on when caching 94,477 landmark files.
 
 Runs the real command (CliRunner on kit.cli.app, or a `python -m kit.cli` subprocess for the killed run)
-on small data sets in the competition's layout: the real samples, or files written by tests/test_parquet.py's
+on small data sets in the competition's layout: the real samples, or files written by tests/data/test_parquet.py's
 helpers.
 """
 
@@ -28,9 +28,9 @@ from kit.cli import app
 from kit.errors import KitError
 from kit.data.parquet import read_landmarks
 from kit.data.prepare import build_cache
-from tests.test_parquet import random_frames, write_landmarks
+from tests.data.test_parquet import random_frames, write_landmarks
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SIGN_MAP = ROOT / "kit" / "assets" / "sign_to_prediction_index_map.json"
 SIGNS = sorted(json.loads(SIGN_MAP.read_text()), key=json.loads(SIGN_MAP.read_text()).get)
 HEADER = ["path", "participant_id", "sequence_id", "sign"]

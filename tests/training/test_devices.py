@@ -51,7 +51,7 @@ def test_readme_kaggle_install_names_every_dependency_but_tensorflow():
     import re
     import tomllib
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[<>=!\[ ;]", dep, maxsplit=1)[0].lower() for dep in deps}
     line = next(line for line in (root / "README.md").read_text().splitlines() if "pip install --no-deps kit-" in line)

@@ -1,5 +1,5 @@
 """`kit capture`, `kit predict` and `kit show --overlay` on real pictures: a photo and a video clip from OpenCV's
-sample data (tests/data/capture/PROVENANCE.md), tracked by the real MediaPipe Holistic.
+sample data (tests/capture/data/PROVENANCE.md), tracked by the real MediaPipe Holistic.
 
 MediaPipe runs once per source in module fixtures; the rest reads what they wrote.
 """
@@ -20,7 +20,7 @@ from kit.data import landmarks as L
 from kit.cli import app
 from kit.errors import KitError
 
-DATA = Path(__file__).resolve().parent / "data" / "capture"
+DATA = Path(__file__).resolve().parent / "data"
 PHOTO = DATA / "messi5.jpg"  # a footballer: face, both hands, pose
 CLIP = DATA / "megamind60.avi"  # 60 frames at 23.976 fps: a CGI character, face and pose, her right hand
 runner = CliRunner()

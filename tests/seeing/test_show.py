@@ -12,7 +12,6 @@ from kit.data import landmarks as L
 from kit.cli import app
 from kit.config import PreprocessConfig
 from kit.seeing.show import COLORS, Renderer, model_points, raw_view, show
-from kit.data.synth import synthesize
 
 runner = CliRunner()
 SMALL_DPI = 30  # 120-px panels: enough to find a point, fast to draw
@@ -79,10 +78,8 @@ def test_real_files_with_frames_without_a_face_animate(shared_samples, tmp_path,
 
 
 @pytest.fixture(scope="module")
-def synth_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("synth") / "data"
-    synthesize(out, n_signs=2, n_participants=2, per_sign=1, seed=1)
-    return out
+def synth_data(synthetic):
+    return synthetic(2, 2, 1, seed=1) / "data"
 
 
 def synth_files(data):

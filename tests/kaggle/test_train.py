@@ -27,11 +27,10 @@ from kit.kaggle import api as kaggle_api
 
 from kit.kaggle import output as kaggle_output
 from kit.cli import app
-from kit.data.synth import synthesize
 from kit.kaggle.wheel import build
 from tests.kaggle_stub import KaggleStub, read_competition, sign_in
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KERNEL = ROOT / "kernels" / "train.py"
 OWNER = "kit-tester"
 TINY = ["--set", 'model.name="llama_tiny"', "--set", "preprocess.max_len=32", "--set", "train.epochs=1"]
@@ -77,10 +76,8 @@ def fake_kernel(body: dict, inputs: Path, working: Path) -> tuple[int, str, str]
 
 
 @pytest.fixture(scope="module")
-def competition(tmp_path_factory) -> dict[str, bytes]:
-    folder = tmp_path_factory.mktemp("synth")
-    synthesize(folder, n_signs=3, n_participants=3, per_sign=2, seed=3)
-    return read_competition(folder)
+def competition(synthetic) -> dict[str, bytes]:
+    return read_competition(synthetic(3, 3, 2, seed=3) / "data")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from kit.seeing import track
 from kit.cli import app
 from kit.errors import KitError
 from kit.seeing.runs import flatten
-from tests.test_runs import fake_trained
+from tests.seeing.test_runs import fake_trained
 
 runner = CliRunner()
 

@@ -13,16 +13,15 @@ from kit.preprocessing import augment
 from kit.data import landmarks as L
 from kit.config import RECIPES, Config, PreprocessConfig, TrainConfig, recipe
 from kit.preprocessing.preprocess import preprocess
-from tests.runs import synth_and_prepare
 
 OPTIONS = ("dominant_hand", "shoulder_unit", "distances", "angles", "motion", "trim_idle")
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
+def cache(synthetic):
     from kit.data.cache import open_cache
 
-    return open_cache(synth_and_prepare(tmp_path_factory.mktemp("pipe"), 3, 2, 3) / "cache")
+    return open_cache(synthetic(3, 2, 3, cache=True) / "cache")
 
 
 def real_sequences(samples) -> list[np.ndarray]:

@@ -15,7 +15,7 @@ from kit.cli import app
 
 pytest.importorskip("jax", reason="jax is part of the test extra: pip install -e '.[test]'")
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_jax_trained_run_exports_and_matches_its_own_predictions(tmp_path):

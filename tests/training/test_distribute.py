@@ -23,7 +23,7 @@ from kit.training.distribute import split_batch
 from kit.errors import KitError
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ["--folds", "2", "--fold", "1", "--epochs", "1", "--model", "llama_tiny", "--set", "preprocess.max_len=16"]
 
 # Runs kit's CLI in a process whose devices are set before JAX or TensorFlow is imported: first a global batch the
@@ -46,12 +46,10 @@ sys.exit(app(args, standalone_mode=False) or 0)
 
 
 @pytest.fixture(scope="module")
-def odd_cache(tmp_path_factory) -> Path:
+def odd_cache(synthetic) -> Path:
     """5 signs x 3 signers x 3: with --folds 2, fold 1 holds out one signer's 15 sequences, a count that splits
     neither 2 nor 8 ways, so validation and OOF always end in a remainder batch."""
-    from tests.runs import synth_and_prepare
-
-    return synth_and_prepare(tmp_path_factory.mktemp("odd"), 5, 3, 3) / "cache"
+    return synthetic(5, 3, 3, cache=True) / "cache"
 
 
 def held_out(cache: Path, fold: int = 1, n_folds: int = 2) -> np.ndarray:

@@ -21,20 +21,17 @@ from typer.testing import CliRunner
 from kit.cli import app
 from kit.errors import KitError
 from kit.kaggle.fetch import STAGING, STATE, fetch_competition
-from kit.data.synth import synthesize
 from tests.kaggle_stub import KaggleStub, long_sequence, read_competition, sign_in, with_sequence
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LONG = 99999  # the participant whose one file is a few MB
 LONG_FILE = f"train_landmark_files/{LONG}/7.parquet"
 MiB = 1 << 20
 
 
 @pytest.fixture(scope="module")
-def competition(tmp_path_factory) -> dict[str, bytes]:
-    folder = tmp_path_factory.mktemp("synth")
-    synthesize(folder, n_signs=3, n_participants=3, per_sign=1, seed=0)
-    return with_sequence(read_competition(folder), LONG, 7, long_sequence(), "TV")
+def competition(synthetic) -> dict[str, bytes]:
+    return with_sequence(read_competition(synthetic(3, 3, 1) / "data"), LONG, 7, long_sequence(), "TV")
 
 
 def participants_of(files: dict[str, bytes]) -> list[int]:

@@ -1,5 +1,5 @@
 """A killed training run (folds or full fits) resumes from its last epoch (training on several devices:
-tests/test_distribute.py)."""
+tests/training/test_distribute.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from kit.cli import app
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

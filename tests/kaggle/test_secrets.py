@@ -16,9 +16,9 @@ from pathlib import Path
 
 from kit.data.synth import synthesize
 from tests.kaggle_stub import KaggleStub, read_competition
-from tests.test_submit import build_tflite, make_run
+from tests.kaggle.test_submit import build_tflite, make_run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "kitSECRETkey4f9c2b7e1a0d8c3b"
 WRONG_KEY = "kitWRONGkey77d1e0c9b8a7f6e5"
 USER = "kit-tester"
@@ -93,7 +93,7 @@ def test_kaggle_training_keeps_the_key_out_of_everything(tmp_path):
     """kit kaggle train (dry run, a failed kernel whose log echoes the key, a finished round trip), status and
     cancel, as a user runs them: the key is in no output, no rendered kernel or dataset, no state file, no pushed
     kernel text and no downloaded file."""
-    from tests.test_kaggle_train import TINY, fake_kernel
+    from tests.kaggle.test_train import TINY, fake_kernel
 
     synthesize(tmp_path / "synth", n_signs=2, n_participants=2, per_sign=1, seed=2)
     files = read_competition(tmp_path / "synth")

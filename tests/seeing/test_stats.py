@@ -17,12 +17,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stats")
-    result = runner.invoke(app, ["synth", "--data", str(root / "data"), "--signs", "3", "--signers", "3",
-                                 "--per-sign", "2", "--seed", "2"])
-    assert result.exit_code == 0, result.output
-    return root / "data"
+def data(synthetic):
+    return synthetic(3, 3, 2, seed=2) / "data"
 
 
 def test_cli_prints_tables_and_writes_pngs_that_decode(data, tmp_path):

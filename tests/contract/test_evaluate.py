@@ -32,11 +32,8 @@ def frame_count_model(classes: int = 250, name: str = "inputs") -> bytes:
 
 
 @pytest.fixture(scope="module")
-def synth_data(tmp_path_factory):
-    data = tmp_path_factory.mktemp("eval") / "data"
-    result = runner.invoke(app, ["synth", "--data", str(data), "--signs", "5", "--signers", "3", "--per-sign", "3"])
-    assert result.exit_code == 0, result.output
-    return data
+def synth_data(synthetic):
+    return synthetic(5, 3, 3) / "data"
 
 
 def independent_accuracy(model: bytes, data, rows: pd.DataFrame) -> float:
