@@ -104,7 +104,7 @@ def kernel_input(work: Path, run: Path) -> Path:
 def collect(output: Path, run: Path) -> list[int]:
     """Bring the kernel's finished folds into the run: the files its manifest lists, sha256 checked, as kit kaggle
     train does with a finished kernel's output."""
-    from kit.kaggle_output import MANIFEST, target_path, wanted_files
+    from kit.kaggle.output import MANIFEST, target_path, wanted_files
 
     manifest = json.loads((output / MANIFEST).read_text())
     for name, meta in wanted_files(manifest, manifest["folds"]):

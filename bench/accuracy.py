@@ -23,7 +23,7 @@ N_SIGNS, N_SIGNERS, PER_SIGN, N_FOLDS = 30, 8, 4, 4
 
 def pooled_features(frames: np.ndarray) -> np.ndarray:
     """Mean and std over time of head-centred x, y of both hands and the lips (NaN ignored, 0 if never seen)."""
-    from kit import landmarks as L
+    from kit.data import landmarks as L
 
     points = list(L.LEFT_HAND) + list(L.RIGHT_HAND) + [L.OFFSET["face"] + i for i in L.LIPS_FACE]
     head = np.nanmean(frames[:, L.HEAD, :2], axis=0)
@@ -61,8 +61,8 @@ def training_speed(cache, cfg, steps: int = 6) -> dict[str, float]:
 
     from kit.config import RECIPES, recipe
     from kit.models import list_models
-    from kit.pipeline import make_dataset
-    from kit.train import _optimizer, build_model
+    from kit.training.pipeline import make_dataset
+    from kit.training.train import _optimizer, build_model
 
     # A model whose recipe engineers features (the mlp) is timed on those features; the others on cfg's.
     own = {c.model.name: dataclasses.replace(c.preprocess, max_len=cfg.preprocess.max_len)
@@ -87,11 +87,11 @@ def training_speed(cache, cfg, steps: int = 6) -> dict[str, float]:
 
 def main() -> None:
     from kit import config as config_mod
-    from kit.cache import open_cache
-    from kit.folds import assign_folds
-    from kit.prepare import build_cache
-    from kit.synth import synthesize
-    from kit.train import train
+    from kit.data.cache import open_cache
+    from kit.data.folds import assign_folds
+    from kit.data.prepare import build_cache
+    from kit.data.synth import synthesize
+    from kit.training.train import train
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int)

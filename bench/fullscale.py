@@ -108,10 +108,10 @@ def train_steps(log: Path, steps: int = 0, batch: int = 128) -> str:
 
 
 def landmark_bytes(cache: Path) -> int:
-    """What kit train holds of this cache in RAM: every frame's resident landmarks (kit.pipeline.RESIDENT),
+    """What kit train holds of this cache in RAM: every frame's resident landmarks (kit.training.pipeline.RESIDENT),
     float32, once (handed to tf.data without a copy)."""
-    from kit.cache import open_cache
-    from kit.pipeline import RESIDENT
+    from kit.data.cache import open_cache
+    from kit.training.pipeline import RESIDENT
 
     return int(open_cache(cache).lengths.sum()) * len(RESIDENT) * 3 * 4
 

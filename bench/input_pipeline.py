@@ -33,8 +33,8 @@ MIXUP = ["train.mixup_alpha=0.5"]  # the issue's target configuration: mirroring
 def measure(cache_dir: str, overrides: list[str], batches: int, what: str) -> dict:
     """In this process: sequences/s (and CPU time per sequence) of one pipeline, or train steps/s."""
     from kit import config as config_mod
-    from kit.cache import open_cache
-    from kit.pipeline import make_dataset
+    from kit.data.cache import open_cache
+    from kit.training.pipeline import make_dataset
 
     cfg = config_mod.apply_overrides(config_mod.Config(), overrides)
     cache = open_cache(cache_dir)
@@ -59,7 +59,7 @@ def measure(cache_dir: str, overrides: list[str], batches: int, what: str) -> di
 def train_steps(cfg, batches) -> float:
     import keras
 
-    from kit.train import _optimizer, build_model
+    from kit.training.train import _optimizer, build_model
 
     model = build_model(cfg)
     model.compile(optimizer=_optimizer(cfg, 100), loss=keras.losses.CategoricalCrossentropy(from_logits=True))
@@ -75,9 +75,9 @@ def generator_pipeline(cache, indices, cfg):
     augmentations and preprocessing in a parallel map, batch and mixup."""
     import tensorflow as tf
 
-    from kit import augment
-    from kit.landmarks import N_CLASSES, N_LANDMARKS
-    from kit.preprocess import preprocess
+    from kit.preprocessing import augment
+    from kit.data.landmarks import N_CLASSES, N_LANDMARKS
+    from kit.preprocessing.preprocess import preprocess
 
     rng = np.random.default_rng(cfg.train.seed)
     t, seed = cfg.train, tf.constant(cfg.train.seed, tf.int64)
@@ -127,8 +127,8 @@ def main() -> None:
     overrides = args.overrides + ([f'model.name="{args.model}"'] if args.model else [])
 
     from kit import config as config_mod
-    from kit.prepare import build_cache
-    from kit.synth import synthesize
+    from kit.data.prepare import build_cache
+    from kit.data.synth import synthesize
 
     cfg = config_mod.apply_overrides(config_mod.Config(), overrides)
     mixed = config_mod.apply_overrides(cfg, MIXUP)

@@ -38,7 +38,7 @@ def build_run(run_dir: Path, base, model: str, max_len: int, n_models: int = 3) 
 
     import keras
 
-    from kit.train import build_model
+    from kit.training.train import build_model
 
     folds = []
     for k in range(n_models):
@@ -58,7 +58,7 @@ def interleaved_times(models: list[bytes], sequences: list[np.ndarray], xnnpack:
     """ms of each call of each model's signature runner on one thread, the models taking turns on every sequence
     (the first to go alternating), so that the load of a shared machine falls on all of them alike. Each runner
     still sees the input shape change from call to call, as on Kaggle."""
-    from kit.tflite import contract_runner, interpreter
+    from kit.contract.tflite import contract_runner, interpreter
 
     runners = [contract_runner(interpreter(m, threads=1, xnnpack=xnnpack)) for m in models]
     for predict in runners:
@@ -79,9 +79,9 @@ def stats(times: np.ndarray) -> dict:
 
 def main() -> None:
     from kit.config import Config, recipe
-    from kit.export import convert, load_ensemble
-    from kit.gates import ops_gate, parity_gate, parity_lengths, plausible_frames, real_lengths, size_gate
-    from kit.tflite import contract_runner, interpreter
+    from kit.contract.export import convert, load_ensemble
+    from kit.contract.gates import ops_gate, parity_gate, parity_lengths, plausible_frames, real_lengths, size_gate
+    from kit.contract.tflite import contract_runner, interpreter
 
     defaults = Config()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

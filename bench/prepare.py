@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing: python bench/prepare.py
 
-from kit.landmarks import N_LANDMARKS, OFFSET, landmark_index_column, type_column  # noqa: E402
+from kit.data.landmarks import N_LANDMARKS, OFFSET, landmark_index_column, type_column  # noqa: E402
 from proctree import CLOCK, process_tree  # noqa: E402  (bench/, on sys.path as the script's folder)
 
 FULL_SET = 94_477

@@ -59,12 +59,12 @@ def main() -> None:
     import tensorflow as tf
 
     from kit import config as config_mod
-    from kit.cache import open_cache
-    from kit.devices import detect
-    from kit.pipeline import make_dataset
-    from kit.prepare import build_cache
-    from kit.synth import synthesize
-    from kit.train import compile_model
+    from kit.data.cache import open_cache
+    from kit.training.devices import detect
+    from kit.training.pipeline import make_dataset
+    from kit.data.prepare import build_cache
+    from kit.data.synth import synthesize
+    from kit.training.train import compile_model
 
     base = config_mod.apply_overrides(config_mod.recipe("llama26"), args.overrides)
     print(detect())

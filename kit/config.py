@@ -1,7 +1,8 @@
 """The run configuration: frozen dataclasses, type-checked overrides, saved next to every set of weights.
 
 A run is rebuilt from its `config.json` alone (export and evaluate never retype sizes by hand).
-Overrides use dotted keys: `train.epochs=3`, `model.name=llama_small`, `preprocess.max_len=64`.
+Overrides use dotted keys: `train.epochs=3`, `model.name=llama_small`, `preprocess.max_len=64`; `flatten` turns a
+saved config back into those keys (kit runs and kit report compare runs by them).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class PreprocessConfig:
     use_z: bool = False
     # Frames with neither hand are dropped (the 26th-place recipe): they carry almost no sign information.
     drop_handless: bool = True
-    # The 80th-place feature options (kit/features.py); all off = the 26th-place recipe above.
+    # The 80th-place feature options (kit/preprocessing/features.py); all off = the 26th-place recipe above.
     dominant_hand: bool = False  # keep the hand with fewer missing frames, mirrored to be a right hand
     shoulder_unit: bool = False  # shoulder width as the unit of length (the spread where shoulders are never seen)
     distances: bool = False  # hand-to-face and wrist-to-fingertip distances
@@ -43,7 +44,7 @@ class PreprocessConfig:
 class ModelConfig:
     name: str = "llama_small"  # the 26th-place model that ensembled three times under 100 ms
     # One output per sign of the data's map: 250 for the competition's; kit train sets it from the cache's map
-    # (kit/vocabulary.py), so that a run on your own N signs gets an N-way head and export rebuilds it.
+    # (kit/data/vocabulary.py), so that a run on your own N signs gets an N-way head and export rebuilds it.
     n_classes: int = 250
     # Size overrides of the preset, e.g. {"dim": 128, "depth": 2}; empty means the registered preset as is.
     overrides: dict = field(default_factory=dict)
@@ -201,3 +202,19 @@ def _check_type(hint, value, key: str):
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):
         raise KitError(f"{key} must be {hint.__name__}, got {value!r}")
     return value
+
+
+def flatten(config: dict) -> dict[str, Any]:
+    """{"train": {"epochs": 3}, "model": {"overrides": {"dim": 64}}} -> {"train.epochs": 3, "model.dim": 64}: the
+    keys --set takes."""
+    flat = {}
+    for section, values in config.items():
+        if not isinstance(values, dict):  # not a config section kit writes: kept as it is, to compare
+            flat[section] = values
+            continue
+        for key, value in values.items():
+            if section == "model" and key == "overrides" and isinstance(value, dict):
+                flat.update({f"model.{k}": v for k, v in value.items()})
+            else:
+                flat[f"{section}.{key}"] = value
+    return flat

@@ -72,12 +72,12 @@ def _fresh_folder(out: Path) -> Path:
 
 
 def run_demo(out: Path, epochs: int = 30, seed: int = 0) -> DemoResult:
-    from kit.evaluate import evaluate
-    from kit.export import export
-    from kit.prepare import build_cache
-    from kit.report import report_or_warn
-    from kit.synth import synthesize
-    from kit.train import train
+    from kit.contract.evaluate import evaluate
+    from kit.contract.export import export
+    from kit.data.prepare import build_cache
+    from kit.seeing.report import report_or_warn
+    from kit.data.synth import synthesize
+    from kit.training.train import train
 
     start = time.time()
     out = _fresh_folder(Path(out))

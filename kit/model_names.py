@@ -2,6 +2,8 @@
 moment, and kit train checks `model.name` against them before TensorFlow loads.
 
 kit.models registers the builders themselves; tests/test_first_hour.py checks that this table names exactly them.
+The table sits in the shared core, not in kit/models/: importing anything there runs kit/models/__init__.py, which
+imports Keras.
 """
 
 from __future__ import annotations

@@ -12,13 +12,13 @@ Where the chatter comes from (tensorflow-cpu 2.21; GPU wheels and JAX add more o
 - Python loggers "absl" and "tensorflow" ("WARNING:absl:...", deprecation notes).
 - The TFLite runtime's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", once, on the first interpreter.
 
-`install()`, called by kit/cli.py before anything imports TensorFlow, sets TF_CPP_MIN_LOG_LEVEL=2 (TF's own
+`install()`, called by kit/cli/base.py before anything imports TensorFlow, sets TF_CPP_MIN_LOG_LEVEL=2 (TF's own
 runtime logs: errors only) unless the user set it, and makes the first import of tensorflow, jax or jaxlib run
 with fd 2 captured; when the import ends, fd 2 is restored and every captured line that is not start-up
 chatter is written back. Nothing else is captured: an error or warning after start-up reaches the terminal as
 it happens, Python warnings are left alone, and a user who sets TF_CPP_MIN_LOG_LEVEL keeps control of what
-shows (0: everything, unfiltered). kit.tflite creates its interpreters inside `startup()`, the same filter, on only
-where `install()` ran: a library user's stderr is never touched.
+shows (0: everything, unfiltered). kit.contract.tflite creates its interpreters inside `startup()`, the same filter, on
+only where `install()` ran: a library user's stderr is never touched.
 """
 
 from __future__ import annotations

@@ -26,18 +26,41 @@ def shared_samples() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_cache(tmp_path_factory) -> Path:
-    """4 signs x 4 synthetic signers x 2, cached: for tests that train (read only; runs go elsewhere)."""
+def synthetic(tmp_path_factory):
+    """Synthetic competition folders of any size, each built once per test process and shared by every test file
+    that asks for the same one: `synthetic(signs, signers, per_sign, seed=0, cache=False)` returns ROOT, with
+    ROOT/data written by `kit synth` and, with cache=True, ROOT/cache by `kit prepare`. Read only: a test that
+    changes files works on a copy, and runs go elsewhere."""
     from tests.runs import synth_and_prepare
 
-    return synth_and_prepare(tmp_path_factory.mktemp("tiny"), 4, 4, 2) / "cache"
+    built: dict[tuple, Path] = {}
+
+    def build(signs: int, signers: int, per_sign: int, seed: int = 0, cache: bool = False) -> Path:
+        key = (signs, signers, per_sign, seed)
+        if key not in built:
+            root = tmp_path_factory.mktemp(f"synth{signs}x{signers}x{per_sign}-seed{seed}")
+            built[key] = synth_and_prepare(root, signs, signers, per_sign, seed=seed, prepare=False)
+        root = built[key]
+        if cache and not (root / "cache").is_dir():
+            from kit.data.prepare import build_cache
+
+            build_cache(root / "data", root / "cache", workers=1)
+        return root
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(synthetic) -> Path:
+    """4 signs x 4 synthetic signers x 2, cached: for tests that train (read only; runs go elsewhere)."""
+    return synthetic(4, 4, 2, cache=True) / "cache"
 
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
     """A 3-fold ensemble of untrained llama_tiny models exported as the kit exports (model.tflite, submission.zip):
     built once for every test that needs a real exported model."""
-    from kit.export import export
+    from kit.contract.export import export
     from tests.runs import fake_run
 
     return export(fake_run(tmp_path_factory.mktemp("run")), top=3)

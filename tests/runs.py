@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from kit.cli import app
 from kit.config import Config, ModelConfig, PreprocessConfig
-from kit.train import build_model
+from kit.training.train import build_model
 
 
 def fake_run(run_dir: Path, model_names=("llama_tiny",) * 3, max_len: int = 32, seed: int = 0,
@@ -29,12 +29,15 @@ def fake_run(run_dir: Path, model_names=("llama_tiny",) * 3, max_len: int = 32, 
     return Path(run_dir)
 
 
-def synth_and_prepare(root: Path, signs: int, participants: int, per_sign: int) -> Path:
-    """`kit synth` into root/data and `kit prepare` into root/cache, through the CLI; returns `root`."""
-    for args in (["synth", "--data", str(root / "data"), "--signs", str(signs), "--signers", str(participants),
-                  "--per-sign", str(per_sign)],
-                 ["prepare", "--data", str(root / "data"), "--cache", str(root / "cache"), "--workers", "1"]):
+def synth_and_prepare(root: Path, signs: int, participants: int, per_sign: int, seed: int = 0,
+                      prepare: bool = True) -> Path:
+    """`kit synth` into root/data and (unless prepare=False) `kit prepare` into root/cache, through the CLI;
+    returns `root`."""
+    commands = [["synth", "--data", str(root / "data"), "--signs", str(signs), "--signers", str(participants),
+                 "--per-sign", str(per_sign), "--seed", str(seed)]]
+    if prepare:
+        commands.append(["prepare", "--data", str(root / "data"), "--cache", str(root / "cache"), "--workers", "1"])
+    for args in commands:
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
     return root
-

@@ -63,7 +63,7 @@ def test_kit_config_prints_what_train_would_use():
 @pytest.mark.parametrize("name", sorted(C.RECIPES))
 def test_every_recipe_is_a_valid_config_whose_model_builds(name):
     """Each named recipe resolves to a config that builds its model at its preprocessing's width."""
-    from kit.train import build_model
+    from kit.training.train import build_model
 
     cfg = C.recipe(name)
     assert build_model(cfg).count_params() > 0

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from kit.cli import app
 from kit.demo import MARKER, _fresh_folder
 from kit.errors import KitError
-from kit.evaluate import evaluate
+from kit.contract.evaluate import evaluate
 
 runner = CliRunner()
 

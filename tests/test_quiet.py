@@ -99,7 +99,7 @@ def fake_jax(tmp_path) -> Path:
 
 PROGRAM = textwrap.dedent('''
     import warnings
-    from kit import rehearsal  # kit code, then the CLI module that quiets the imports after it
+    from kit.data import rehearsal  # kit code, then the CLI module that quiets the imports after it
     import kit.cli
     import jax
     warnings.warn("a real warning raised by kit code after start-up", UserWarning, stacklevel=1)

@@ -1,0 +1,135 @@
+"""Preprocessing, defined once: raw `[frames, 543, 3]` float32 with NaN -> model input `(features, mask)`.
+
+The same TF ops run in the tf.data training pipeline and inside the exported TFLite graph, so training and
+serving cannot drift. Only builtin TFLite ops are used (gather, boolean_mask, is_nan, where, reductions).
+
+Recipe (26th place): keep x and y of both hands, 26 face points (lips, eyes) and 17 upper-body pose points;
+move the head (kit/preprocessing/head.py: the nose, the pose's nose in frames without a face) to the origin and divide
+by the spread of the kept points; NaN (a missing hand, a frame without a face) -> 0 after normalisation;
+drop frames with no hand (keeping at least one); subsample to at most `max_len` frames; pad to `max_len`
+for training batches, or (`pad=False`, the exported graph) hand the models the real frames only: padding is
+most of the compute at inference (real sequences have a median of ~30 frames) and the models are exact under
+their mask, so the answer is the same (the export's parity gate proves it on every length it probes).
+
+Options (80th place, kit/preprocessing/features.py, all off by default): the dominant hand only, mirrored to be the
+right; shoulder width as the unit of length; hand-to-face and wrist-to-fingertip distances; finger-joint and elbow
+angles; velocity and acceleration; idle frames cut at the start and end. Frame layout:
+[coordinates | distances | angles | velocity | acceleration].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kit.preprocessing import features as F
+from kit.data import landmarks as L
+from kit.config import PreprocessConfig
+from kit.preprocessing.head import head as head_of
+
+
+def n_features(cfg: PreprocessConfig) -> int:
+    """Width of one preprocessed frame."""
+    coords = F.n_coordinates(cfg) * (3 if cfg.use_z else 2)
+    return coords * (3 if cfg.motion else 1) + F.n_extra(cfg)
+
+
+def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None,
+               pad: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
+    """One raw sequence `[T, 543, 3]` -> features `[max_len, F]` float32 and mask `[max_len]` float32 (1 = real).
+
+    `pad=False` (the exported graph): features `[n, F]` and a mask of n ones, n the real frames (1..max_len).
+
+    `layout`: the training pipeline passes frames holding only the landmarks it keeps in RAM (`[T, K, 3]`,
+    kit.training.pipeline.RESIDENT); the same ops then index those columns. None (the files, the exported graph): 543.
+    """
+    frames = tf.convert_to_tensor(frames, tf.float32)
+    channels = 3 if cfg.use_z else 2
+    width = L.N_LANDMARKS if layout is None else len(layout)
+    # A zero-length input still yields one (all-NaN) frame, so the model always sees at least one real step.
+    pad_one = tf.fill([1, width, 3], np.float32(np.nan))
+    frames = tf.concat([frames, pad_one], axis=0)[: tf.maximum(tf.shape(frames)[0], 1)]
+    if cfg.dominant_hand:
+        frames = F.dominant_first(frames, layout)
+
+    n_hand_points = sum(len(hand) for hand in F.hands(cfg))  # the hands come first in the selected points
+    head = head_of(frames, layout)[:, :channels]  # [T, C]: the nose, the pose's where the face is missing
+    points = tf.gather(frames, L.columns(F.selected_points(cfg), layout), axis=1)[:, :, :channels]  # [T, P, C]
+
+    if cfg.drop_handless:
+        has_hand = tf.reduce_any(~tf.math.is_nan(points[:, :n_hand_points, 0]), axis=1)
+        keep = tf.logical_or(has_hand, ~tf.reduce_any(has_hand))  # no hand anywhere: keep every frame
+        points = tf.boolean_mask(points, keep)
+
+    center = _nanmean(head, axis=0)  # [C]: the head's mean position over the sequence
+    points = points - center
+    spread = tf.sqrt(_nanmean(tf.square(points[:, : F.n_coordinates(cfg)])))  # of the kept points around the head
+    unit = spread
+    if cfg.shoulder_unit:
+        shoulders = F.unit_shoulders(points, cfg)
+        unit = tf.where(tf.logical_and(shoulders > 1e-6, ~tf.math.is_nan(shoulders)), shoulders, spread)
+    points = points / tf.maximum(unit, 1e-6)
+    if cfg.trim_idle:
+        first, last = F.active_span(points, n_hand_points)
+        points = points[first: last + 1]
+
+    points = _subsample(points, cfg.max_len)
+    length = tf.shape(points)[0]
+    coords = tf.reshape(points[:, : F.n_coordinates(cfg)], [length, F.n_coordinates(cfg) * channels])
+    parts = [coords]
+    if cfg.distances:
+        parts.append(F.distances(points, cfg))
+    if cfg.angles:
+        parts.append(F.angles(points, cfg))
+    if cfg.motion:
+        parts.append(F.motion(coords))
+    features = tf.concat(parts, axis=1) if len(parts) > 1 else coords
+    features = tf.where(tf.math.is_nan(features), tf.zeros_like(features), features)
+    width = n_features(cfg)
+    if not pad:
+        return tf.reshape(features, [length, width]), tf.ones([length], tf.float32)
+    features = tf.pad(features, [[0, cfg.max_len - length], [0, 0]])
+    mask = tf.pad(tf.ones([length], tf.float32), [[0, cfg.max_len - length]])
+    # Static shapes for the model; reshape (not ensure_shape, which is a Flex op) tells the converter.
+    return tf.reshape(features, [cfg.max_len, width]), tf.reshape(mask, [cfg.max_len])
+
+
+def _nanmean(x: tf.Tensor, axis=None) -> tf.Tensor:
+    """Mean over the non-NaN entries; 0 where there are none."""
+    valid = ~tf.math.is_nan(x)
+    total = tf.reduce_sum(tf.where(valid, x, tf.zeros_like(x)), axis=axis)
+    count = tf.reduce_sum(tf.cast(valid, tf.float32), axis=axis)
+    return total / tf.maximum(count, 1.0)
+
+
+def _subsample(points: tf.Tensor, max_len: int) -> tf.Tensor:
+    """Keep at most `max_len` frames, evenly spaced over the whole sequence (cropping would lose the end).
+
+    One formula for both cases (no branch: a conditional costs more than the arithmetic, in tf.data and in
+    TFLite): a sequence of at most `max_len` frames has step 1 and keeps every frame.
+    """
+    length = tf.shape(points)[0]
+    step = tf.cast(tf.maximum(length, max_len), tf.float32) / float(max_len)
+    idx = tf.cast(tf.range(tf.minimum(length, max_len), dtype=tf.float32) * step, tf.int32)
+    return tf.gather(points, tf.minimum(idx, length - 1))
+
+
+@keras.saving.register_keras_serializable(package="kit")
+class Preprocess(keras.layers.Layer):
+    """Keras face of `preprocess`: one raw sequence in, `(features, mask)` out. TF backend only (tf.data, TFLite).
+
+    Takes the fields of PreprocessConfig as keyword arguments: `Preprocess(max_len=64, motion=True)`.
+    """
+
+    def __init__(self, name=None, dtype=None, trainable=True, **options):
+        super().__init__(name=name, dtype=dtype, trainable=trainable)
+        self.cfg = PreprocessConfig(**options)
+
+    def call(self, frames):
+        return preprocess(frames, self.cfg)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), **dataclasses.asdict(self.cfg)}

@@ -1,0 +1,1 @@
+"""Tests of kit.contract: export, the TFLite contract and its gates, evaluate."""

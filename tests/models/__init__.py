@@ -1,0 +1,1 @@
+"""Tests of kit.models: the registered architectures."""

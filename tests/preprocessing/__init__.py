@@ -1,0 +1,1 @@
+"""Tests of kit.preprocessing: the one preprocessing layer, its feature options and the augmentations."""

@@ -1,0 +1,1 @@
+"""Tests of kit.seeing: kit show, stats, report, runs and MLflow tracking."""

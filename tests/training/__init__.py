@@ -1,0 +1,1 @@
+"""Tests of kit.training: the tf.data pipeline, folds, full fits, resumes, sweeps, devices and distribution."""
