@@ -117,7 +117,7 @@ def main() -> None:
     # Real files hold frames without a hand (dropped by the default preprocessing), which synthetic ones lack.
     real_files = sorted(args.real.rglob("*.parquet")) if args.real.is_dir() else []
     if real_files:
-        from kit.parquet import read_landmarks
+        from kit.data.parquet import read_landmarks
 
         real = [np.asarray(read_landmarks(f), np.float32) for f in real_files]
         real_times = {runtime: interleaved_times([graphs[True], graphs[False]], real * 10, xnnpack)

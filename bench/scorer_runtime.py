@@ -10,11 +10,11 @@ and with plain builtin kernels, the input's length fixed or changing from call t
 
 What it showed (2026-12-03, 2 cores, 80 calls): ai-edge-litert gains 3.1-3.3x from XNNPACK on the kit's ensemble,
 fixed length or not; tflite-runtime 2.14 gains nothing (0.9-1.0x), as the graph has sizes learned while it runs
-(kit.tflite.sized_when_run: frames without a hand are dropped). A variant with every size known up front (those
+(kit.contract.tflite.sized_when_run: frames without a hand are dropped). A variant with every size known up front (those
 frames masked instead, tried the same day) gained 2.7x at a fixed length but 1.2x (20.9 vs 25.3 ms) with the
 length changing from call to call, as on Kaggle, where the delegate is prepared anew for each length; and it ran
 up to 10x the frames on real files (65% of the frames of the ten real samples have no hand). So the kit keeps
-dropping them, and the export's latency gate judges plain kernels (kit.tflite.SCORER_KERNELS).
+dropping them, and the export's latency gate judges plain kernels (kit.contract.tflite.SCORER_KERNELS).
 
     python bench/scorer_runtime.py                     # builds the venv on first use (~/.cache/kit/...)
     python bench/scorer_runtime.py --calls 100
@@ -102,7 +102,7 @@ def ensemble_graph(path: Path) -> None:
     from latency import build_run
 
     from kit.config import Config
-    from kit.export import convert, load_ensemble
+    from kit.contract.export import convert, load_ensemble
 
     base = Config()
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,8 +117,8 @@ def main() -> None:
     args = parser.parse_args()
     old_python = ensure_venv(args.venv)
 
-    from kit.gates import real_lengths
-    from kit.landmarks import N_LANDMARKS
+    from kit.contract.gates import real_lengths
+    from kit.data.landmarks import N_LANDMARKS
 
     lengths = [min(n, 200) for n in real_lengths(args.calls)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,7 +134,7 @@ def main() -> None:
                 sys.exit(f"{runtime} failed: {done.stderr.strip().splitlines()[-1]}")
             results[runtime] = json.loads(done.stdout.strip().splitlines()[-1])
 
-        from kit.tflite import sized_when_run
+        from kit.contract.tflite import sized_when_run
 
         for name, (path, _) in graphs.items():
             late, origins = sized_when_run(Path(path).read_bytes())

@@ -156,7 +156,7 @@ def test_latency_is_judged_on_plain_kernels_as_the_scorer_runs(monkeypatch):
     """The scorer's runtime, called with a new length each sequence, gets little or nothing from XNNPACK: the gate
     passes or fails on the plain kernels' mean (the budget's room too), reports XNNPACK beside it, and says when
     the graph could not be delegated at all, naming where its sizes learned while running start."""
-    import kit.gates as gates
+    import kit.contract.gates as gates
 
     monkeypatch.setattr(gates, "call_times", lambda model, seqs, xnnpack, n_classes: np.full(len(seqs),
                                                                                            5.0 if xnnpack else 150.0))
@@ -175,7 +175,7 @@ def test_latency_is_judged_on_plain_kernels_as_the_scorer_runs(monkeypatch):
 def test_sizes_learned_while_the_graph_runs_are_found_where_they_start():
     """A graph sized by its input's shape alone has none; boolean_mask (a reshape to a computed shape, then WHERE)
     has them, counted downstream, and the ops where they start are named."""
-    from kit.tflite import sized_when_run
+    from kit.contract.tflite import sized_when_run
 
     def convert(fn):
         class Graph(tf.Module):

@@ -53,10 +53,10 @@ def test_every_model_and_feature_option_runs_in_the_scorer_runtime(tmp_path, sco
     """One graph of llama, conv_transformer and an mlp with every feature option: tflite-runtime 2.14 loads it
     and answers as the kit's interpreter does, the input length changing from call to call, 1 to 500 frames.
     (It applies no XNNPACK to this graph: frames without a hand are dropped, so sizes are learned while it runs;
-    the latency gate judges plain kernels for that reason and others, kit.tflite.SCORER_KERNELS.)"""
-    from kit.export import convert, load_ensemble
-    from kit.gates import plausible_frames
-    from kit.tflite import contract_runner, interpreter
+    the latency gate judges plain kernels for that reason and others, kit.contract.tflite.SCORER_KERNELS.)"""
+    from kit.contract.export import convert, load_ensemble
+    from kit.contract.gates import plausible_frames
+    from kit.contract.tflite import contract_runner, interpreter
 
     options = dict(dominant_hand=True, shoulder_unit=True, distances=True, angles=True, motion=True, trim_idle=True)
     folds = [fake_run(tmp_path / "llama", model_names=("llama_tiny",)) / "fold0",
