@@ -172,7 +172,7 @@ class Ensemble(tf.Module):
 
     Models trained with different feature options (say an mlp80 fold beside llama26 folds) share the graph;
     models with the same preprocessing share its ops. The served graph runs the models on the real frames only
-    (`pad=False`); `pad=True` pads to max_len as training does (bench/latency.py times the two side by side).
+    (`pad=False`); `pad=True` pads to max_len as training does (bench/contract/latency.py times the two side by side).
     `reference` is always the padded Keras path: the parity gate proves the unpadded graph against it.
     """
 

@@ -22,7 +22,7 @@ from kit.data.landmarks import N_CLASSES, N_LANDMARKS
 SIGNATURE, INPUT, OUTPUT = "serving_default", "inputs", "outputs"
 # The kernels whose latency the gates judge: plain builtin ones. The scorer calls its tflite_runtime (2.9.1) with a
 # new input length for each sequence. Measured with tflite-runtime 2.14.0, the nearest that installs
-# (bench/scorer_runtime.py, 3 x llama_small): it applies no XNNPACK to the kit's graph, whose sizes are learned
+# (bench/contract/scorer_runtime.py, 3 x llama_small): it applies no XNNPACK to the kit's graph, whose sizes are learned
 # while it runs (sized_when_run: frames without a hand are dropped); and a variant with every size known up front
 # gained only 1.2x from it on changing lengths (20.9 vs 25.3 ms), the delegate being prepared anew for each length.
 # ai-edge-litert, which the kit runs, keeps its delegate across lengths and gains 3.2x (9.0 vs 29.3 ms): judged
@@ -169,7 +169,7 @@ def sized_when_run(model: bytes, lengths: tuple[int, int] = (9, 23)) -> tuple[in
     constant shape, a slice with constant bounds); it is learned only when the op runs if it depends on values
     (boolean_mask's WHERE, a slice or a range whose bounds are computed, even from the input's own length), and
     so is every size downstream. The scorer's runtime cannot delegate a graph holding one of those to XNNPACK
-    (tflite-runtime 2.14 applies none of it: bench/scorer_runtime.py).
+    (tflite-runtime 2.14 applies none of it: bench/contract/scorer_runtime.py).
     Found by resizing the input to each of `lengths` frames, then comparing each tensor's size before and after
     a run.
     """

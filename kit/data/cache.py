@@ -13,7 +13,7 @@ Layout of a cache folder (written by `kit prepare`, read by `open_cache`):
 
 Why float16: it halves disk and page cache (about 13 GB instead of 27 GB for the full data set, which then
 fits Kaggle's 20 GB working disk), and its rounding is noise-level. Measured on the real samples after
-centring on the nose and dividing by each axis' spread (bench/prepare.py prints it): rms error 0.00075,
+centring on the nose and dividing by each axis' spread (bench/data/prepare.py prints it): rms error 0.00075,
 max 0.0064, while face points already move 0.004..0.008 (median) between consecutive frames.
 """
 

@@ -2,7 +2,7 @@
 
 The scorer runs tflite_runtime 2.9.1, which has no wheel for this Python; 2.14.0 is the nearest that installs (it
 needs numpy<2, so it cannot share the kit's venv). The venv is built on first use (~/.cache/kit, as
-bench/scorer_runtime.py builds it); under CI=true a failure to build it fails the test instead of skipping it.
+bench/contract/scorer_runtime.py builds it); under CI=true a failure to build it fails the test instead of skipping it.
 """
 
 from __future__ import annotations

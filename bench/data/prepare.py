@@ -1,8 +1,8 @@
 """Benchmark `kit prepare` against the competition's own loader, and extrapolate to the full data set.
 
-    python bench/prepare.py                          # 2,000 generated files of realistic length
-    python bench/prepare.py --files 500              # quicker
-    python bench/prepare.py --workdir /tmp/kit-bench # keep the generated files for the next run
+    python bench/data/prepare.py                          # 2,000 generated files of realistic length
+    python bench/data/prepare.py --files 500              # quicker
+    python bench/data/prepare.py --workdir /tmp/kit-bench # keep the generated files for the next run
 
 Writes files in the competition's exact format (all 7 columns, dictionary-encoded, snappy, missing hands as
 nulls) with lengths drawn like the real ones (mean ~35 frames, median ~27, a tail to a few hundred). Then, on
@@ -40,11 +40,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing: python bench/prepare.py
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing: python bench/data/prepare.py
+sys.path.insert(0, str(ROOT / "bench"))  # proctree, shared with bench/fullscale.py
 
 from kit.data.landmarks import N_LANDMARKS, OFFSET, landmark_index_column, type_column  # noqa: E402
-from proctree import CLOCK, process_tree  # noqa: E402  (bench/, on sys.path as the script's folder)
+from proctree import CLOCK, process_tree  # noqa: E402  (bench/, put on sys.path above)
 
 FULL_SET = 94_477
 TARGET = 3.0  # issue 6: kit prepare at least 3x the competition's loader

@@ -8,9 +8,9 @@ delegate and with plain builtin kernels, over sequences whose lengths follow `ki
 (the two graphs take turns on every sequence, so a busy machine slows both alike; each sees the input shape
 change from call to call, as on Kaggle).
 
-    python bench/latency.py                          # 3 x llama_small, default config (max_len 64)
-    python bench/latency.py --recipe conv1st         # 3 x conv_transformer at max_len 384
-    python bench/latency.py --recipe mlp80 --n 100
+    python bench/contract/latency.py                          # 3 x llama_small, default config (max_len 64)
+    python bench/contract/latency.py --recipe conv1st         # 3 x conv_transformer at max_len 384
+    python bench/contract/latency.py --recipe mlp80 --n 100
 
 Targets (issue 20), on this 2-core machine: default config with XNNPACK, real-length >= 2x faster than padded
 and mean <= 6 ms; conv1st without XNNPACK, >= 4x faster and mean < 100 ms; with XNNPACK no call above 100 ms
@@ -30,7 +30,7 @@ import numpy as np
 # recipe -> (runtime, least speed-up of real-length over padded, most mean ms of the real-length graph)
 TARGETS = {None: ("xnnpack", 2.0, 6.0), "conv1st": ("builtin", 4.0, 100.0)}
 LONGEST_MS = 100.0  # with XNNPACK, no call on 500 frames above this
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "islr-samples"
+SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "islr-samples"
 
 
 def build_run(run_dir: Path, base, model: str, max_len: int, n_models: int = 3) -> list[Path]:

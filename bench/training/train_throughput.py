@@ -3,8 +3,8 @@ model fed one batch repeated from memory (the most its step can do), in the same
 Target: pipeline-fed >= 0.8x memory-fed. Meant for an accelerator (run it with KERAS_BACKEND=jax on a GPU);
 on a CPU the step is slow and the ratio is trivially met, which proves only that the script works.
 
-    KERAS_BACKEND=jax python bench/train_throughput.py --precision float32 --precision mixed_bfloat16
-    python bench/train_throughput.py --steps 10 --sequences 640      # a CPU smoke run
+    KERAS_BACKEND=jax python bench/training/train_throughput.py --precision float32 --precision mixed_bfloat16
+    python bench/training/train_throughput.py --steps 10 --sequences 640      # a CPU smoke run
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One fold on 1 device and on 8 simulated JAX devices (a TPU v5e-8's layout): the same OOF count, and accuracy
 within noise, since train.batch_size is the global batch whatever the replicas.
 
-    python bench/replicas.py [--signs 7 --signers 4 --per-sign 6 --epochs 8] [--workdir DIR]
+    python bench/training/replicas.py [--signs 7 --signers 4 --per-sign 6 --epochs 8] [--workdir DIR]
 
 Both runs train the same config on the same synthetic cache under KERAS_BACKEND=jax, one with 1 CPU device and one
 with XLA_FLAGS=--xla_force_host_platform_device_count=8 (set before JAX is imported, so each run is its own `kit
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def kit(*args, env=None) -> None:

@@ -10,7 +10,7 @@ pipeline's 1,130 measured before), >= 1.7x from 1 core to 2, pipeline >= 5x the 
 Each measurement runs in its own process pinned to its cores (os.sched_setaffinity), so TensorFlow sizes its
 thread pools for them.
 
-    python bench/input_pipeline.py [--model llama_small] [--batches 150] [--set train.mixup_alpha=0.5]
+    python bench/training/input_pipeline.py [--model llama_small] [--batches 150] [--set train.mixup_alpha=0.5]
 """
 
 from __future__ import annotations

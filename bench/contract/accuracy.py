@@ -5,7 +5,7 @@ Baseline: logistic regression on time-pooled (mean and std over frames), head-ce
 the lips. Recipe: `kit train` with the default config (or --model/--epochs/--set overrides).
 Also prints training sequences per second of every registered model on this machine.
 
-    python bench/accuracy.py [--recipe mlp80] [--epochs 40] [--model llama_small] [--set train.mixup_alpha=0.5]
+    python bench/contract/accuracy.py [--recipe mlp80] [--epochs 40] [--model llama_small] [--set train.mixup_alpha=0.5]
                              [--skip-speed]
 """
 

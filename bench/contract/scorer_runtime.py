@@ -16,8 +16,8 @@ length changing from call to call, as on Kaggle, where the delegate is prepared 
 up to 10x the frames on real files (65% of the frames of the ten real samples have no hand). So the kit keeps
 dropping them, and the export's latency gate judges plain kernels (kit.contract.tflite.SCORER_KERNELS).
 
-    python bench/scorer_runtime.py                     # builds the venv on first use (~/.cache/kit/...)
-    python bench/scorer_runtime.py --calls 100
+    python bench/contract/scorer_runtime.py                     # builds the venv on first use (~/.cache/kit/...)
+    python bench/contract/scorer_runtime.py --calls 100
 """
 
 from __future__ import annotations
