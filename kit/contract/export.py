@@ -22,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 
 from kit.contract import tflite
-
 from kit.data import vocabulary
 from kit.config import PreprocessConfig
 from kit.errors import KitError

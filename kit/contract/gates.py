@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from kit.contract import opcheck
-
 from kit.contract import tflite
 from kit.errors import KitError
 from kit.data.landmarks import FACE, LEFT_HAND, N_CLASSES, N_LANDMARKS, RIGHT_HAND

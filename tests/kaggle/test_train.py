@@ -24,7 +24,6 @@ import pytest
 from typer.testing import CliRunner
 
 from kit.kaggle import api as kaggle_api
-
 from kit.kaggle import output as kaggle_output
 from kit.cli import app
 from kit.kaggle.wheel import build
