@@ -31,6 +31,15 @@ th{background:#f2f2f2}.ok{color:#2a7a2a;font-weight:bold}.fail{color:#b22;font-w
 img{max-width:100%}.note{color:#666}pre{background:#f7f7f7;padding:.5em;overflow:auto}"""
 
 
+def judged_latency(gate: dict) -> tuple[str, dict]:
+    """The kernels an export's latency gate judged and their timings ({"mean_ms", "p95_ms"}, or {}), from its entry
+    in export.json: plain kernels since the gate judges them; XNNPACK in an export.json written before ("judged"
+    absent)."""
+    timed = gate.get("data", {})
+    kernels = timed.get("judged", "xnnpack")
+    return ("plain kernels" if kernels == "builtin" else "XNNPACK"), timed.get(kernels, {})
+
+
 def write_report(run_dir: str | os.PathLike) -> Path:
     """Write RUN/report.html from what the run holds; returns its path."""
     run_dir = Path(run_dir)
@@ -222,10 +231,8 @@ def _export_section(run_dir: Path, export_path: Path) -> list[str]:
     verdict = "<span class='ok'>all gates passed</span>" if info.get("passed") else "<span class='fail'>a gate failed</span>"
     headline = [f"{verdict}; model.tflite {info.get('size_bytes', 0) / 1e6:.2f} MB"
                 + (" (float16 weights)" if info.get("fp16") else "")]
-    timed = by_name.get("latency", {}).get("data", {})
-    latency = timed.get(timed.get("judged", "xnnpack"))  # export.json before plain kernels: XNNPACK
+    kernels, latency = judged_latency(by_name.get("latency", {}))
     if latency:
-        kernels = "plain kernels" if timed.get("judged") == "builtin" else "XNNPACK"
         headline.append(f"latency mean {latency['mean_ms']:.2f} ms, p95 {latency['p95_ms']:.2f} ms ({kernels}, "
                         f"as the scorer would run it)")
     parity = by_name.get("parity", {}).get("data", {})

@@ -26,6 +26,7 @@ from kit import config as config_mod
 from kit.config import flatten
 from kit.errors import KitError
 from kit.data.landmarks import N_CLASSES
+from kit.seeing.report import judged_latency
 
 DEFAULT_ROOT = Path("runs")
 # Folders inside or beside runs that are never runs themselves (MLflow's local store sits beside the runs).
@@ -202,8 +203,7 @@ def export_summary(path: Path, notes: list[str] | None = None) -> dict | None:
     if info is None:
         return None
     gates = {g.get("name"): g for g in info.get("gates", [])}
-    timed = gates.get("latency", {}).get("data", {})
-    latency = timed.get(timed.get("judged", "xnnpack"), {})  # export.json before plain kernels: XNNPACK
+    _, latency = judged_latency(gates.get("latency", {}))
     return {"size_bytes": info.get("size_bytes"), "size_mb": (info.get("size_bytes") or 0) / 1e6,
             "latency_mean_ms": latency.get("mean_ms"), "latency_p95_ms": latency.get("p95_ms"),
             "parity_max_abs_diff": gates.get("parity", {}).get("data", {}).get("max_abs_diff"),
