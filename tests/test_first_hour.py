@@ -165,6 +165,26 @@ def test_fast_right_errors(tmp_path):
         "Error: give a SOURCE (a landmark .parquet, a video, an image or a folder of images) or --webcam N\n")
 
 
+def test_a_kit_error_anywhere_in_a_command_is_one_line_and_exit_status_1():
+    """Every kit command is a KitCommand: a KitError raised anywhere in it (its own checks or the library's) ends
+    it with `Error: ...` in one line and exit status 1, never a traceback; the commands need no try of their own."""
+    from kit.cli.base import KitTyper
+    from kit.errors import KitError
+
+    probe = KitTyper()
+
+    @probe.command()
+    def broken() -> None:
+        raise KitError("data/x.parquet: truncated; download it again")
+
+    @probe.command()
+    def fine() -> None:
+        pass
+
+    result = CliRunner().invoke(probe, ["broken"])
+    assert result.exit_code == 1 and result.output == "Error: data/x.parquet: truncated; download it again\n"
+
+
 def test_the_model_table_names_exactly_the_registered_models():
     """kit models and the early model.name check read kit.model_names; it must name exactly the registry's."""
     from kit.model_names import MODELS

@@ -20,7 +20,8 @@ quiet.install()  # before any command imports TensorFlow: its start-up chatter s
 
 class KitCommand(typer.core.TyperCommand):
     """A command whose help reads as the README does: arguments by their metavar (RUN_DIR, never {run_dir}) in the
-    usage line, and flags as flags (--dry-run, not --dry-run <bool>)."""
+    usage line, and flags as flags (--dry-run, not --dry-run <bool>); and whose KitError, raised anywhere in it,
+    ends it with its one line, `Error: ...`, and exit status 1."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -29,6 +30,12 @@ class KitCommand(typer.core.TyperCommand):
                 param.metavar = param.name.upper()
             elif isinstance(param, typer.core.TyperOption) and param.is_flag:
                 param.metavar = ""  # a flag takes no value: no type column
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KitError as err:
+            raise _fail(err)
 
     def get_help_option(self, ctx):
         option = super().get_help_option(ctx)

@@ -10,8 +10,6 @@ from typing import Optional
 
 import typer
 
-from kit.cli.base import _fail
-from kit.errors import KitError
 
 
 def capture(
@@ -45,8 +43,5 @@ def capture(
     from kit.capture.holistic import capture as run_capture
     from kit.capture.holistic import open_any
 
-    try:
-        typer.echo(run_capture(open_any(source, webcam, seconds), out=out, fps=fps, data=data,
-                               participant=participant, sign=sign, vocabulary=vocabulary))
-    except KitError as err:
-        raise _fail(err)
+    typer.echo(run_capture(open_any(source, webcam, seconds), out=out, fps=fps, data=data,
+                           participant=participant, sign=sign, vocabulary=vocabulary))

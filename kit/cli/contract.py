@@ -42,13 +42,10 @@ def export(
     from kit.seeing import track as tracking
     from kit.contract.export import export as run_export
 
-    try:
-        tracker = tracking.open_tracker(track)
-        with tracking.recording(tracker, run_dir or out, stage="export", export_dir=out):
-            typer.echo(run_export(run_dir, models=models, out_dir=out, top=top, fp16=fp16, force=force,
-                                  max_mb=max_mb, budget_ms=budget_ms))
-    except KitError as err:
-        raise _fail(err)
+    tracker = tracking.open_tracker(track)
+    with tracking.recording(tracker, run_dir or out, stage="export", export_dir=out):
+        typer.echo(run_export(run_dir, models=models, out_dir=out, top=top, fp16=fp16, force=force,
+                              max_mb=max_mb, budget_ms=budget_ms))
 
 
 def check(model: Path = typer.Argument(..., help="A model.tflite or submission.zip (ours or anyone's).")) -> None:
@@ -59,10 +56,7 @@ def check(model: Path = typer.Argument(..., help="A model.tflite or submission.z
     from kit.contract.gates import check_model, failures
     from kit.contract.tflite import read_model
 
-    try:
-        gates = check_model(read_model(model))
-    except KitError as err:
-        raise _fail(err)
+    gates = check_model(read_model(model))
     for gate in gates:
         typer.echo(gate)
     failed = failures(gates)
@@ -82,10 +76,7 @@ def evaluate(
     """
     from kit.contract.evaluate import evaluate as run_evaluate
 
-    try:
-        typer.echo(run_evaluate(model, data, participants=_ids(participants), limit=limit))
-    except KitError as err:
-        raise _fail(err)
+    typer.echo(run_evaluate(model, data, participants=_ids(participants), limit=limit))
 
 
 def predict(
@@ -108,18 +99,15 @@ def predict(
     """
     from kit.contract.predict import predict as run_predict
 
-    try:
-        if source is None and webcam is None:
-            raise KitError("give a SOURCE (a landmark .parquet, a video, an image or a folder of images) or "
-                           "--webcam N")
-        if source is not None and source.suffix.lower() == ".parquet" and webcam is None and seconds is None:
-            what = source
-        else:
-            from kit.capture.holistic import open_any
+    if source is None and webcam is None:
+        raise KitError("give a SOURCE (a landmark .parquet, a video, an image or a folder of images) or "
+                       "--webcam N")
+    if source is not None and source.suffix.lower() == ".parquet" and webcam is None and seconds is None:
+        what = source
+    else:
+        from kit.capture.holistic import open_any
 
-            what = open_any(source, webcam, seconds)
-        top = _alias(signs, top_old, "--signs", "--top", default=5)
-        result = run_predict(model, what, top=top, fps=fps)
-    except KitError as err:
-        raise _fail(err)
+        what = open_any(source, webcam, seconds)
+    top = _alias(signs, top_old, "--signs", "--top", default=5)
+    result = run_predict(model, what, top=top, fps=fps)
     typer.echo(result.to_json() if as_json else result)

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from kit.cli.base import _alias, _fail, _ids
+from kit.cli.base import _alias, _ids
 from kit.errors import KitError
 
 
@@ -38,28 +38,25 @@ def synth(
     Example: kit synth --data data/synth --signs 25 --signers 8
     Example: kit synth --like-competition --fraction 0.05 --data data/rehearsal
     """
-    try:
-        out = _alias(data, out_old, "--data", "--out")
-        participants = _alias(signers, participants_old, "--signers", "--participants", default=8)
-        if out is None:
-            raise KitError("give --data FOLDER, the folder to write the data set into (e.g. kit synth --data "
-                           "data/synth)")
-        if like_competition:
-            from kit.data.rehearsal import counts_from_csv, synthesize_like_competition
+    out = _alias(data, out_old, "--data", "--out")
+    participants = _alias(signers, participants_old, "--signers", "--participants", default=8)
+    if out is None:
+        raise KitError("give --data FOLDER, the folder to write the data set into (e.g. kit synth --data "
+                       "data/synth)")
+    if like_competition:
+        from kit.data.rehearsal import counts_from_csv, synthesize_like_competition
 
-            if (signs, participants, per_sign) != (25, 8, 4):
-                raise KitError("--signs, --signers and --per-sign do not go with --like-competition, whose "
-                               "shape is the real one; use --fraction for a smaller set")
-            summary = synthesize_like_competition(out, fraction=fraction, seed=seed, workers=workers,
-                                                  counts=counts_from_csv(counts) if counts else None)
-        else:
-            from kit.data.synth import synthesize
+        if (signs, participants, per_sign) != (25, 8, 4):
+            raise KitError("--signs, --signers and --per-sign do not go with --like-competition, whose "
+                           "shape is the real one; use --fraction for a smaller set")
+        summary = synthesize_like_competition(out, fraction=fraction, seed=seed, workers=workers,
+                                              counts=counts_from_csv(counts) if counts else None)
+    else:
+        from kit.data.synth import synthesize
 
-            if fraction != 1.0 or counts or workers:
-                raise KitError("--fraction, --counts and --workers go with --like-competition")
-            summary = synthesize(out, n_signs=signs, n_participants=participants, per_sign=per_sign, seed=seed)
-    except KitError as err:
-        raise _fail(err)
+        if fraction != 1.0 or counts or workers:
+            raise KitError("--fraction, --counts and --workers go with --like-competition")
+        summary = synthesize(out, n_signs=signs, n_participants=participants, per_sign=per_sign, seed=seed)
     typer.echo(summary)
 
 
@@ -77,10 +74,7 @@ def prepare(
     """
     from kit.data.prepare import build_cache
 
-    try:
-        report = build_cache(
-            data, cache, workers=workers, participants=_ids(participants), limit=limit, skip_bad=skip_bad
-        )
-    except KitError as err:
-        raise _fail(err)
+    report = build_cache(
+        data, cache, workers=workers, participants=_ids(participants), limit=limit, skip_bad=skip_bad
+    )
     typer.echo(report)

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import typer
 
-from kit.cli.base import _fail
-from kit.errors import KitError
 
 
 def demo(
@@ -26,7 +24,4 @@ def demo(
     """
     from kit.demo import run_demo
 
-    try:
-        typer.echo(run_demo(out, epochs=epochs, seed=seed))
-    except KitError as err:
-        raise _fail(err)
+    typer.echo(run_demo(out, epochs=epochs, seed=seed))

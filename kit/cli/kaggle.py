@@ -29,11 +29,8 @@ def fetch(
     """
     from kit.kaggle.fetch import fetch_competition
 
-    try:
-        dest = _alias(data, dest_old, "--data", "--dest", default=Path("data/asl-signs"))
-        typer.echo(fetch_competition(dest, participants=_ids(participants), force=force))
-    except KitError as err:
-        raise _fail(err)
+    dest = _alias(data, dest_old, "--data", "--dest", default=Path("data/asl-signs"))
+    typer.echo(fetch_competition(dest, participants=_ids(participants), force=force))
 
 
 def submit(
@@ -59,10 +56,7 @@ def submit(
     """
     from kit.kaggle.submit import submit as run_submit
 
-    try:
-        typer.echo(run_submit(target, message, dry_run=dry_run, wait=not no_wait, poll_seconds=poll, force=force))
-    except KitError as err:
-        raise _fail(err)
+    typer.echo(run_submit(target, message, dry_run=dry_run, wait=not no_wait, poll_seconds=poll, force=force))
 
 
 kaggle_app = KitTyper(
@@ -170,10 +164,7 @@ def kaggle_status(run_dir: Path = typer.Argument(..., help="A run started with k
     """
     from kit.kaggle import train as remote
 
-    try:
-        typer.echo(remote.status(run_dir))
-    except KitError as err:
-        raise _fail(err)
+    typer.echo(remote.status(run_dir))
 
 
 @kaggle_app.command("cancel")
@@ -196,7 +187,4 @@ def kaggle_cancel(run_dir: Path = typer.Argument(..., help="A run started with k
         except typer.Abort:  # no answer (stdin closed): nothing is deleted
             return False
 
-    try:
-        typer.echo(remote.cancel(run_dir, confirm=None if yes else ask))
-    except KitError as err:
-        raise _fail(err)
+    typer.echo(remote.cancel(run_dir, confirm=None if yes else ask))

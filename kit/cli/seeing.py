@@ -40,19 +40,16 @@ def show(
     """
     from kit.seeing.show import show as run_show
 
-    try:
-        if overlay or video is not None:
-            from kit.seeing.overlay import overlay as run_overlay
+    if overlay or video is not None:
+        from kit.seeing.overlay import overlay as run_overlay
 
-            if not overlay or len(parquet or []) != 1 or model_view or run or cache or sequence_id:
-                raise KitError("--overlay draws one video, image, folder or capture (kit show FILE --overlay "
-                               "[--video VIDEO]); --video goes with it, --model-view, --run and --cache do not")
-            typer.echo(run_overlay(parquet[0], out=out, fps=fps, video=video))
-        else:
-            typer.echo(run_show(parquet or [], out=out, fps=15.0 if fps is None else fps, model_view=model_view,
-                                run_dir=run, cache_dir=cache, sequence_ids=sequence_id or [], dpi=dpi))
-    except KitError as err:
-        raise _fail(err)
+        if not overlay or len(parquet or []) != 1 or model_view or run or cache or sequence_id:
+            raise KitError("--overlay draws one video, image, folder or capture (kit show FILE --overlay "
+                           "[--video VIDEO]); --video goes with it, --model-view, --run and --cache do not")
+        typer.echo(run_overlay(parquet[0], out=out, fps=fps, video=video))
+    else:
+        typer.echo(run_show(parquet or [], out=out, fps=15.0 if fps is None else fps, model_view=model_view,
+                            run_dir=run, cache_dir=cache, sequence_ids=sequence_id or [], dpi=dpi))
 
 
 def stats(
@@ -72,11 +69,8 @@ def stats(
 
     from kit.seeing.stats import data_stats
 
-    try:
-        data_dir = _alias(data, data_dir, "--data", "a DATA_DIR argument", default=Path("data/asl-signs"))
-        result = data_stats(data_dir, out_dir=out, cache_dir=cache, limit=limit)
-    except KitError as err:
-        raise _fail(err)
+    data_dir = _alias(data, data_dir, "--data", "a DATA_DIR argument", default=Path("data/asl-signs"))
+    result = data_stats(data_dir, out_dir=out, cache_dir=cache, limit=limit)
     Console(highlight=False).print(*result.tables())
     typer.echo(result)
     if result.bad:  # everything readable is counted and plotted above; the exit status still says it was not all
@@ -91,10 +85,7 @@ def report(run_dir: Path = typer.Argument(..., help="Run directory written by ki
     """
     from kit.seeing.report import write_report
 
-    try:
-        typer.echo(write_report(run_dir))
-    except KitError as err:
-        raise _fail(err)
+    typer.echo(write_report(run_dir))
 
 
 def runs(
@@ -112,11 +103,8 @@ def runs(
     """
     from kit.seeing.runs import DEFAULT_ROOT, collect, render, to_json, write_html
 
-    try:
-        found = collect(dirs or [DEFAULT_ROOT])
-        page = write_html(found, html) if html else None
-    except KitError as err:
-        raise _fail(err)
+    found = collect(dirs or [DEFAULT_ROOT])
+    page = write_html(found, html) if html else None
     typer.echo(to_json(found) if as_json else render(found, width=_terminal_width()))
     if page:
         typer.echo(f"wrote {page}", err=as_json)

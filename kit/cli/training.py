@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from kit.cli.base import _base_config, _check_model_name, _fail
+from kit.cli.base import _base_config, _check_model_name
 from kit.errors import KitError
 
 
@@ -61,55 +61,52 @@ def train(
     """
     from kit import config as config_mod
 
-    try:
-        shortcuts = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
-            [f'model.name="{model}"'] if model else [])
-        overrides = shortcuts + list(set_ or [])
-        if resume is None:  # a bad --set, --config or model name fails here, in a moment, before TensorFlow loads
-            _check_model_name(config_mod.apply_overrides(_base_config(config, recipe), overrides))
-        from kit.training import full as full_fits
-        from kit.training import sweep as sweeps
-        from kit.seeing import track as tracking
-        from kit.training import resume as resuming
-        from kit.training import train as training
+    shortcuts = ([f"train.epochs={epochs}"] if epochs is not None else []) + (
+        [f'model.name="{model}"'] if model else [])
+    overrides = shortcuts + list(set_ or [])
+    if resume is None:  # a bad --set, --config or model name fails here, in a moment, before TensorFlow loads
+        _check_model_name(config_mod.apply_overrides(_base_config(config, recipe), overrides))
+    from kit.training import full as full_fits
+    from kit.training import sweep as sweeps
+    from kit.seeing import track as tracking
+    from kit.training import resume as resuming
+    from kit.training import train as training
 
-        tracker = tracking.open_tracker(track)  # a bad --track or a missing MLflow stops here, not after training
-        if sweep and (resume is not None or full):
-            raise KitError("--sweep trains folds, and re-running the same --sweep command resumes it: drop "
-                           + ("--resume" if resume is not None else "--full (full fits come after, per run)"))
-        if resume is not None:
-            given = {"--cache": cache, "--out": out, "--folds": folds, "--fold": fold, "--full": full or None,
-                     "--from-cv": from_cv, "--seeds": seeds, "--member": member, "--epochs": epochs, "--model": model,
-                     "--config": config, "--recipe": recipe, "--set": set_,
-                     "--strategy": None if strategy == "auto" else strategy}
-            changes = [name for name, value in given.items() if value not in (None, [])]
-            with tracking.recording(tracker, resume):
-                results = resuming.resume(resume, changes=changes)
+    tracker = tracking.open_tracker(track)  # a bad --track or a missing MLflow stops here, not after training
+    if sweep and (resume is not None or full):
+        raise KitError("--sweep trains folds, and re-running the same --sweep command resumes it: drop "
+                       + ("--resume" if resume is not None else "--full (full fits come after, per run)"))
+    if resume is not None:
+        given = {"--cache": cache, "--out": out, "--folds": folds, "--fold": fold, "--full": full or None,
+                 "--from-cv": from_cv, "--seeds": seeds, "--member": member, "--epochs": epochs, "--model": model,
+                 "--config": config, "--recipe": recipe, "--set": set_,
+                 "--strategy": None if strategy == "auto" else strategy}
+        changes = [name for name, value in given.items() if value not in (None, [])]
+        with tracking.recording(tracker, resume):
+            results = resuming.resume(resume, changes=changes)
+    else:
+        if full:
+            if folds is not None or fold:
+                raise KitError("--full trains on every signer: drop --folds/--fold (train folds and full fits "
+                               "with two commands)")
+            base = _base_config(config, recipe) if config or recipe else None
+            plan = full_fits.plan_full(base, overrides, from_cv=from_cv, cache_dir=cache, run_dir=out)
+            with tracking.recording(tracker, plan.run_dir):
+                results = [full_fits.train_full(plan, seeds=1 if seeds is None else seeds, strategy=strategy,
+                                                only=member or None)]
         else:
-            if full:
-                if folds is not None or fold:
-                    raise KitError("--full trains on every signer: drop --folds/--fold (train folds and full fits "
-                                   "with two commands)")
-                base = _base_config(config, recipe) if config or recipe else None
-                plan = full_fits.plan_full(base, overrides, from_cv=from_cv, cache_dir=cache, run_dir=out)
-                with tracking.recording(tracker, plan.run_dir):
-                    results = [full_fits.train_full(plan, seeds=1 if seeds is None else seeds, strategy=strategy,
-                                                    only=member or None)]
+            if from_cv is not None or seeds is not None or member:
+                raise KitError("--from-cv, --seeds and --member go with --full (folds are seeded train.seed + "
+                               "fold)")
+            cfg = config_mod.apply_overrides(_base_config(config, recipe), overrides)
+            n_folds, cache_dir = 5 if folds is None else folds, cache or training.DEFAULT_CACHE
+            if sweep:
+                results = [sweeps.run_sweep(cfg, sweep, cache_dir, out or sweeps.DEFAULT_PARENT, n_folds=n_folds,
+                                            only_folds=fold or None, strategy=strategy, tracker=tracker)]
             else:
-                if from_cv is not None or seeds is not None or member:
-                    raise KitError("--from-cv, --seeds and --member go with --full (folds are seeded train.seed + "
-                                   "fold)")
-                cfg = config_mod.apply_overrides(_base_config(config, recipe), overrides)
-                n_folds, cache_dir = 5 if folds is None else folds, cache or training.DEFAULT_CACHE
-                if sweep:
-                    results = [sweeps.run_sweep(cfg, sweep, cache_dir, out or sweeps.DEFAULT_PARENT, n_folds=n_folds,
-                                                only_folds=fold or None, strategy=strategy, tracker=tracker)]
-                else:
-                    with tracking.recording(tracker, out or training.DEFAULT_RUN):
-                        results = [training.train(cfg, cache_dir, out or training.DEFAULT_RUN, n_folds=n_folds,
-                                                  only_folds=fold or None, strategy=strategy)]
-    except KitError as err:
-        raise _fail(err)
+                with tracking.recording(tracker, out or training.DEFAULT_RUN):
+                    results = [training.train(cfg, cache_dir, out or training.DEFAULT_RUN, n_folds=n_folds,
+                                              only_folds=fold or None, strategy=strategy)]
     for result in results:
         typer.echo(result)
 
@@ -121,10 +118,7 @@ def cv(run_dir: Path = typer.Argument(..., help="Run directory written by kit tr
     """
     from kit.training.cv import summarize
 
-    try:
-        typer.echo(summarize(run_dir))
-    except KitError as err:
-        raise _fail(err)
+    typer.echo(summarize(run_dir))
 
 
 def config(
@@ -141,10 +135,7 @@ def config(
 
     from kit import config as config_mod
 
-    try:
-        cfg = config_mod.apply_overrides(_base_config(file, recipe), list(set_ or []))
-    except KitError as err:
-        raise _fail(err)
+    cfg = config_mod.apply_overrides(_base_config(file, recipe), list(set_ or []))
     typer.echo(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
 
 
