@@ -20,17 +20,45 @@ from kit.errors import KitError
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 JIT_COMPILE = ("auto", "on", "off")
+OPTIMIZERS = ("lion", "adamw", "radam")
 # Keys whose value is one of a few names: anything else is refused when the config is built, listing them.
-CHOICES = {"train.precision": PRECISIONS, "train.jit_compile": JIT_COMPILE}
+CHOICES = {
+    "train.precision": PRECISIONS, "train.jit_compile": JIT_COMPILE, "train.optimizer": OPTIMIZERS,
+    "preprocess.points": ("kit", "1st"),
+    "preprocess.center": ("head", "face17"),
+    "preprocess.scale": ("spread", "axis_std", "none"),
+    "preprocess.drop_frames": ("handless", "empty", "none"),
+    "preprocess.long": ("subsample", "first"),
+}
 
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    max_len: int = 64  # synthetic and most real sequences are shorter; 384 in the 1st-place recipe for full data
-    # x and y only: z from MediaPipe is noisy depth, and the 26th place found it did not help.
+    # Frames the model sees at most: most real sequences are shorter (median ~19 frames), and 64 keeps a CPU
+    # epoch short (kit's choice); the recipes set their sources' lengths (conv1st 384, llama26 512).
+    max_len: int = 64
+    # x and y only (kit's choice): MediaPipe's z is a noisy depth estimate; both published recipes drop it too.
     use_z: bool = False
-    # Frames with neither hand are dropped (the 26th-place recipe): they carry almost no sign information.
-    drop_handless: bool = True
+    # The landmarks kept: "kit" = both hands, 20 lip, 6 eye and 17 upper-body pose points (85, kit's choice);
+    # "1st" = the 1st place's 118: 40 lip, both hands, 4 nose and 2 x 16 eye points, no pose.
+    points: str = "kit"
+    # The origin: "head" = the nose tip's mean over the sequence (the pose's nose where the face is missing,
+    # kit/preprocessing/head.py; kit's choice); "face17" = face point 17's mean (the 1st place; 0.5 if never seen).
+    center: str = "head"
+    # The unit of length: "spread" = RMS distance of the kept x and y from the origin, one number (kit's
+    # choice); "axis_std" = each axis' own std about the origin (the 1st place); "none" = raw units (26th place).
+    scale: str = "spread"
+    # Frames left out before anything else: "handless" = frames with neither hand (kit's choice: in the real
+    # samples 65 % of frames have no hand); "empty" = frames where every kept point is missing (the 1st place);
+    # "none" = every frame.
+    drop_frames: str = "handless"
+    # A sequence longer than max_len: "subsample" = evenly spaced frames over all of it (kit's choice: a crop
+    # would lose the end); "first" = its first max_len frames (the 1st place at inference; training then
+    # crops a random window first when train.random_crop is on).
+    long: str = "subsample"
+    # Forward differences x(t + k) - x(t) for k = 1..diffs of every kept coordinate, 0 past the end (the 1st
+    # place: 2, so 6 channels a point). Not `motion`'s backward velocity and acceleration.
+    diffs: int = 0
     # The 80th-place feature options (kit/preprocessing/features.py); all off = the 26th-place recipe above.
     dominant_hand: bool = False  # keep the hand with fewer missing frames, mirrored to be a right hand
     shoulder_unit: bool = False  # shoulder width as the unit of length (the spread where shoulders are never seen)
@@ -38,6 +66,13 @@ class PreprocessConfig:
     angles: bool = False  # finger joint angles and the hand-elbow-shoulder angle
     motion: bool = False  # velocity and acceleration of every kept coordinate
     trim_idle: bool = False  # drop idle frames at the start and end (hands still, before and after the sign)
+
+    def __post_init__(self):
+        if self.points == "1st" and (self.dominant_hand or self.shoulder_unit or self.distances or self.angles):
+            raise KitError("preprocess.points=1st keeps no pose and no nose-tip reference: dominant_hand, "
+                           "shoulder_unit, distances and angles need preprocess.points=kit")
+        if self.diffs < 0:
+            raise KitError(f"preprocess.diffs must be 0 or more, got {self.diffs}")
 
 
 @dataclass(frozen=True)
@@ -54,16 +89,55 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = 40
     batch_size: int = 64  # the global batch, split over replicas; 128 in the winning recipes; smaller: short CPU steps
-    optimizer: str = "lion"  # lion | adamw: Lion with a 10x smaller lr than AdamW, as the 1st/26th places used
-    learning_rate: float = 3e-4
-    min_learning_rate: float = 1e-5  # cosine decay floor
-    warmup_epochs: int = 2
+    # lion | adamw | radam. Lion (the 26th place's) takes a ~10x smaller rate than AdamW. radam is RAdam as
+    # TensorFlow Addons' RectifiedAdam computes it (the 1st place's), decay included: see weight_decay.
+    optimizer: str = "lion"
+    learning_rate: float = 3e-4  # kit's choice for small data and batch 64 (the 26th place: 1e-4 at batch 128)
+    min_learning_rate: float = 1e-5  # the cosine decay's floor
+    warmup_epochs: int = 2  # kit's choice: a linear warm-up steadies the first steps of a short run
+    # lion and adamw decay decoupled, lr_t x weight_decay x w a step (Keras); radam as the 1st place set it up,
+    # with a decay that follows the schedule, lr_t x (weight_decay x lr_t) x w a step.
     weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    ema: bool = True  # an EMA of weights generalised better on unseen signers in the 1st-place solution
+    # Lookahead around the optimizer: every lookahead_sync steps the slow weights move lookahead_alpha of the
+    # way to the fast ones, which restart from there (the 1st place: 5 and TF Addons' default 0.5); 0 = off.
+    lookahead_sync: int = 0
+    lookahead_alpha: float = 0.5
+    # radam: below this length of the approximated simple moving average, take SGD-with-momentum steps (the 1st
+    # place: 4; TF Addons' default 5).
+    radam_sma_threshold: float = 4.0
+    label_smoothing: float = 0.1  # kit's choice (the 1st place: 0.1; the 26th place found it hurt: 0)
+    ema: bool = True  # an EMA of the weights validates and exports (the 26th place's; the 1st place had none)
     ema_momentum: float = 0.99
-    mixup_alpha: float = 0.0  # 0 disables; 0.5 is the seed recipe for long training on the full data
-    mirror_prob: float = 0.5  # swap hands and flip x: left-handed signers are otherwise rare
+    mixup_alpha: float = 0.0  # 0 disables (neither source recipe mixes; kit's choice to offer it)
+    # Adversarial weight perturbation (the 1st place: 0.2 from epoch 15): each step takes its gradient at the
+    # weights moved by awp_lambda x g / |g| per weight tensor (g the loss gradient), then applies it to the
+    # unmoved weights. 0 = off.
+    awp_lambda: float = 0.0
+    awp_start_epoch: int = 0
+    # The epoch from which the model's late dropout is on (the 1st place: 15); -1 = the model preset's own step.
+    late_dropout_epoch: int = -1
+    mirror_prob: float = 0.5  # swap hands and flip x: left-handed signers are otherwise rare (both sources: 0.5)
+    # The 1st place's augmentations, in its order, each off by default (kit's choice: measure them on your
+    # folds): resample the time axis by a rate in [resample_min, resample_max] (bilinear, bicubic or nearest at
+    # random); the mirror above; a random window of max_len frames (random_crop); an affine map (scale, shear on
+    # one axis, rotation about the shifted image centre, shift); a run of frames masked (a fraction in
+    # [temporal_mask_min, temporal_mask_max] of them); every point inside a random square masked (its side in
+    # [spatial_mask_min, spatial_mask_max] of the image). Masked points become NaN, as missing ones are.
+    resample_prob: float = 0.0
+    resample_min: float = 0.5
+    resample_max: float = 1.5
+    random_crop: bool = False
+    affine_prob: float = 0.0
+    affine_scale: float = 0.2  # scale uniform in 1 +- affine_scale
+    affine_shear: float = 0.15  # shear uniform in +- affine_shear on x or on y
+    affine_degrees: float = 30.0  # rotation uniform in +- affine_degrees
+    affine_shift: float = 0.1  # one shift uniform in +- affine_shift, added to x, y and z
+    temporal_mask_prob: float = 0.0
+    temporal_mask_min: float = 0.2
+    temporal_mask_max: float = 0.4
+    spatial_mask_prob: float = 0.0
+    spatial_mask_min: float = 0.2
+    spatial_mask_max: float = 0.4
     # Geometric augmentations of the 80th place, off by default: the 26th place found most augmentations hurt,
     # so measure them on your folds (kit train --set train.rotate_deg=10 ...).
     rotate_deg: float = 0.0  # random rotation in the image plane, uniform in +-rotate_deg, around the head
@@ -126,8 +200,12 @@ def recipe(name: str) -> Config:
 
 
 def from_dict(data: dict) -> Config:
-    """Build a Config from nested dicts; an unknown section or key is an error, never ignored."""
+    """Build a Config from nested dicts; an unknown section or key is an error, never ignored.
+
+    A config.json written before a key was renamed or a model's default changed is read as what it trained
+    (`_upgrade`), so old runs export and resume unchanged."""
     sections = {f.name: f.type for f in dataclasses.fields(Config)}
+    data = _upgrade(data)
     kwargs = {}
     for name, values in data.items():
         if name not in sections:
@@ -135,6 +213,26 @@ def from_dict(data: dict) -> Config:
         cls = _section_class(name)
         kwargs[name] = _build(cls, values, prefix=name)
     return Config(**kwargs)
+
+
+# What conv_transformer's attention did before it became the 1st place's (no positions, 1/sqrt(dim) scores):
+# rotary positions and 1/sqrt(head_dim). A saved config without preprocess.points predates the change.
+LEGACY_CONV_ATTENTION = {"rope": True, "attention_scale": "head"}
+
+
+def _upgrade(data: dict) -> dict:
+    """A saved config in today's keys: preprocess.drop_handless (a bool) is preprocess.drop_frames, and a
+    conv_transformer run saved before preprocess.points existed keeps the attention it trained with."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    pre = data.get("preprocess")
+    if not isinstance(pre, dict) or "points" in pre:
+        return data
+    if "drop_handless" in pre:
+        pre["drop_frames"] = "handless" if pre.pop("drop_handless") else "none"
+    model = data.get("model")
+    if isinstance(model, dict) and str(model.get("name", "")).startswith("conv_transformer"):
+        model["overrides"] = {**LEGACY_CONV_ATTENTION, **(model.get("overrides") or {})}
+    return data
 
 
 def load(path: Path) -> Config:

@@ -59,7 +59,7 @@ def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None,
     head = head_of(frames, layout)[:, :channels]  # [T, C]: the nose, the pose's where the face is missing
     points = tf.gather(frames, L.columns(F.selected_points(cfg), layout), axis=1)[:, :, :channels]  # [T, P, C]
 
-    if cfg.drop_handless:
+    if cfg.drop_frames == "handless":
         has_hand = tf.reduce_any(~tf.math.is_nan(points[:, :n_hand_points, 0]), axis=1)
         keep = tf.logical_or(has_hand, ~tf.reduce_any(has_hand))  # no hand anywhere: keep every frame
         points = tf.boolean_mask(points, keep)

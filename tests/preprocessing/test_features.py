@@ -127,9 +127,9 @@ def test_trim_idle_cuts_still_or_handless_frames_at_both_ends_only():
     start[:, list(L.RIGHT_HAND)] = np.nan
     end = np.repeat(moving[-1:], 4, axis=0)
     frames = np.concatenate([start, moving, end])
-    _, mask = run(frames, PreprocessConfig(max_len=32, trim_idle=True, drop_handless=False))
+    _, mask = run(frames, PreprocessConfig(max_len=32, trim_idle=True, drop_frames="none"))
     assert mask.sum() == 6
-    _, mask = run(frames, PreprocessConfig(max_len=32, drop_handless=False))
+    _, mask = run(frames, PreprocessConfig(max_len=32, drop_frames="none"))
     assert mask.sum() == 13, "without the option every frame is kept"
     still = np.repeat(moving[:1], 5, axis=0)
     assert run(still, PreprocessConfig(max_len=8, trim_idle=True))[1].sum() == 5, "all idle: nothing is cut"

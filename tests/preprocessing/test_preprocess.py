@@ -98,7 +98,7 @@ def test_long_sequences_are_subsampled_over_their_whole_length():
     """A sequence longer than max_len keeps max_len frames spread from the first to near the last."""
     frames = np.zeros((320, L.N_LANDMARKS, 3), np.float32)
     frames[:, :, 0] = np.linspace(0, 1, 320)[:, None]  # x grows with time
-    features, mask = (t.numpy() for t in preprocess(frames, PreprocessConfig(max_len=32, drop_handless=False)))
+    features, mask = (t.numpy() for t in preprocess(frames, PreprocessConfig(max_len=32, drop_frames="none")))
     assert mask.sum() == 32
     xs = features[:, 0]
     assert np.all(np.diff(xs) > 0), "frames keep their order"
@@ -117,7 +117,7 @@ def test_head_is_moved_to_the_origin():
 
 def test_keras_layer_round_trips_its_config():
     """The Preprocess layer stores every argument: from_config(get_config()) computes the same thing."""
-    layer = Preprocess(max_len=16, use_z=True, drop_handless=False)
+    layer = Preprocess(max_len=16, use_z=True, drop_frames="none")
     clone = Preprocess.from_config(layer.get_config())
     frames = np.random.default_rng(2).uniform(0, 1, (5, L.N_LANDMARKS, 3)).astype(np.float32)
     assert np.array_equal(layer(frames)[0].numpy(), clone(frames)[0].numpy())
@@ -125,7 +125,7 @@ def test_keras_layer_round_trips_its_config():
 
 
 @pytest.mark.parametrize("options", [{}, dict(dominant_hand=True, shoulder_unit=True, distances=True, angles=True,
-                                              motion=True, trim_idle=True), dict(use_z=True, drop_handless=False)])
+                                              motion=True, trim_idle=True), dict(use_z=True, drop_frames="none")])
 def test_unpadded_output_is_the_real_rows_of_the_padded_one(shared_samples, options):
     """pad=False (the exported graph) gives exactly the frames the padded output marks real, for every feature
     option, on the real samples and on sequences shorter than, equal to and longer than max_len."""
