@@ -81,6 +81,21 @@ SELECTED = (
     + tuple(OFFSET["face"] + i for i in LIPS_FACE + EYES_FACE)
     + tuple(OFFSET["pose"] + i for i in UPPER_POSE)
 )
+# The 1st place's 118 points (its notebook's POINT_LANDMARKS, in its order): 40 lip points (outer and inner
+# contour), the left and the right hand, 4 nose points, 16 points round the right eye and 16 round the left.
+LIPS40_FACE = (0, 61, 185, 40, 39, 37, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321, 375,
+               78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
+NOSE4_FACE = (1, 2, 98, 327)
+RIGHT_EYE16_FACE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173)
+LEFT_EYE16_FACE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398)
+SELECTED_1ST = (
+    tuple(OFFSET["face"] + i for i in LIPS40_FACE)
+    + LEFT_HAND
+    + RIGHT_HAND
+    + tuple(OFFSET["face"] + i for i in NOSE4_FACE + RIGHT_EYE16_FACE + LEFT_EYE16_FACE)
+)
+# The 1st place's centre: face point 17, the middle of the lower lip's outer contour.
+CENTER_1ST = OFFSET["face"] + 17
 HEAD = OFFSET["face"] + NOSE_FACE
 # Where the face is missing (a frame without a face: real files have them), the pose's nose stands in
 # (kit/preprocessing/head.py).

@@ -12,10 +12,16 @@ import tensorflow as tf
 from kit.data import landmarks as L
 from kit.preprocessing.head import head as head_of
 
-# Face-mesh left/right pairs of the points the preprocessing keeps (lips and eyes); other face points keep
-# their index after a mirror, which is harmless because no recipe reads them.
-_FACE_PAIRS = ((61, 291), (185, 409), (40, 270), (39, 269), (37, 267), (146, 375), (91, 321), (181, 405),
-               (84, 314), (33, 263), (133, 362), (159, 386))
+# Face-mesh left/right pairs of the points any preprocessing keeps: the 1st place's flip_lr pairs (its LLIP/RLIP,
+# LEYE/REYE and LNOSE/RNOSE lists, which hold the kit's 26 lip and eye points too). Points on the face's middle
+# line (lip centres 0, 13, 14, 17; nose 1, 2) map to themselves; other face points keep their index after a
+# mirror, which is harmless because no preprocessing reads them.
+_FACE_PAIRS = ((84, 314), (181, 405), (91, 321), (146, 375), (61, 291), (185, 409), (40, 270), (39, 269),
+               (37, 267), (87, 317), (178, 402), (88, 318), (95, 324), (78, 308), (191, 415), (80, 310),
+               (81, 311), (82, 312),  # lips
+               (33, 263), (7, 249), (163, 390), (144, 373), (145, 374), (153, 380), (154, 381), (155, 382),
+               (133, 362), (246, 466), (161, 388), (160, 387), (159, 386), (158, 385), (157, 384), (173, 398),
+               (98, 327))  # eyes, then the nose's sides
 # Pose left/right pairs: eyes, ears, mouth corners, shoulders, elbows, wrists, hand marks, hips, legs.
 _POSE_PAIRS = ((1, 4), (2, 5), (3, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16), (17, 18), (19, 20),
                (21, 22), (23, 24), (25, 26), (27, 28), (29, 30), (31, 32))

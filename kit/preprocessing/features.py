@@ -37,7 +37,10 @@ def hands(cfg: PreprocessConfig) -> tuple[tuple[int, ...], ...]:
 
 
 def selected_points(cfg: PreprocessConfig) -> tuple[int, ...]:
-    """The 543-frame indices of the points the model sees, hands first, then face, eyes, pose and references."""
+    """The 543-frame indices of the points the model sees. points=kit: hands first, then face, eyes, pose and
+    references; points=1st: the 1st place's 118 in its order (lips, left hand, right hand, nose, eyes)."""
+    if cfg.points == "1st":
+        return L.SELECTED_1ST
     rest = tuple(i for i in L.SELECTED if i not in L.LEFT_HAND + L.RIGHT_HAND)
     extra = tuple(i for i in _FACE_REFS if i not in rest) if cfg.distances else ()
     return sum(hands(cfg), ()) + rest + extra
@@ -45,6 +48,8 @@ def selected_points(cfg: PreprocessConfig) -> tuple[int, ...]:
 
 def n_coordinates(cfg: PreprocessConfig) -> int:
     """How many of `selected_points` the model sees as coordinates (the face references only serve distances)."""
+    if cfg.points == "1st":
+        return len(L.SELECTED_1ST)
     return len(L.SELECTED) - (len(L.LEFT_HAND) if cfg.dominant_hand else 0)
 
 
@@ -140,6 +145,16 @@ def unit_shoulders(points: tf.Tensor, cfg: PreprocessConfig) -> tf.Tensor:
     width = _norm(points[:, at(pose + L.POSE_LEFT_SHOULDER)] - points[:, at(pose + L.POSE_RIGHT_SHOULDER)])
     seen = ~tf.math.is_nan(width)
     return tf.reduce_sum(tf.where(seen, width, tf.zeros_like(width))) / tf.reduce_sum(tf.cast(seen, tf.float32))
+
+
+def forward_diffs(coords: tf.Tensor, k: int) -> tf.Tensor:
+    """x(t + k) - x(t) of every coordinate, NaN past the end (0 once preprocessing zeroes NaN): `[T, D]`.
+
+    The 1st place's dx (k = 1) and dx2 (k = 2). Built from a shifted copy cut back to T rows, so a sequence of at
+    most k frames gets all NaN with no branch."""
+    length = tf.shape(coords)[0]
+    tail = tf.fill([k, tf.shape(coords)[1]], np.float32(np.nan))
+    return tf.concat([coords[k:], tail], axis=0)[:length] - coords
 
 
 def motion(coords: tf.Tensor) -> tf.Tensor:

@@ -32,19 +32,37 @@ from kit.preprocessing.head import head as head_of
 
 
 def n_features(cfg: PreprocessConfig) -> int:
-    """Width of one preprocessed frame."""
+    """Width of one preprocessed frame: [coordinates | distances | angles | velocity, acceleration | diffs]."""
     coords = F.n_coordinates(cfg) * (3 if cfg.use_z else 2)
-    return coords * (3 if cfg.motion else 1) + F.n_extra(cfg)
+    return coords * (3 if cfg.motion else 1) + F.n_extra(cfg) + coords * cfg.diffs
 
 
-def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None,
-               pad: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
+def keep_frames(frames: tf.Tensor, cfg: PreprocessConfig, layout=None) -> tf.Tensor:
+    """The frames `preprocess.drop_frames` keeps, from a raw sequence `[T, 543 or len(layout), 3]`.
+
+    handless: frames with at least one hand point seen; empty: frames with at least one of the kept points seen
+    (the 1st place's filter); none: all. A sequence with no such frame keeps every frame, so there is always
+    one. The training pipeline calls this before its augmentations (a masked frame is then trained on, not
+    dropped, as the 1st place did) and `preprocess` with `frames_dropped=True`; the exported graph calls it
+    through `preprocess`."""
+    if cfg.drop_frames == "none":
+        return frames
+    points = L.LEFT_HAND + L.RIGHT_HAND if cfg.drop_frames == "handless" else F.selected_points(cfg)
+    seen = ~tf.math.is_nan(tf.gather(frames, L.columns(points, layout), axis=1))
+    keep = tf.reduce_any(seen, axis=[1, 2])
+    keep = tf.logical_or(keep, ~tf.reduce_any(keep))  # none seen anywhere: keep every frame
+    return tf.boolean_mask(frames, keep)
+
+
+def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None, pad: bool = True,
+               frames_dropped: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
     """One raw sequence `[T, 543, 3]` -> features `[max_len, F]` float32 and mask `[max_len]` float32 (1 = real).
 
     `pad=False` (the exported graph): features `[n, F]` and a mask of n ones, n the real frames (1..max_len).
 
     `layout`: the training pipeline passes frames holding only the landmarks it keeps in RAM (`[T, K, 3]`,
     kit.training.pipeline.RESIDENT); the same ops then index those columns. None (the files, the exported graph): 543.
+    `frames_dropped`: `keep_frames` already ran (the training pipeline, before its augmentations).
     """
     frames = tf.convert_to_tensor(frames, tf.float32)
     channels = 3 if cfg.use_z else 2
@@ -52,31 +70,31 @@ def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None,
     # A zero-length input still yields one (all-NaN) frame, so the model always sees at least one real step.
     pad_one = tf.fill([1, width, 3], np.float32(np.nan))
     frames = tf.concat([frames, pad_one], axis=0)[: tf.maximum(tf.shape(frames)[0], 1)]
+    if not frames_dropped:
+        frames = keep_frames(frames, cfg, layout)
     if cfg.dominant_hand:
         frames = F.dominant_first(frames, layout)
 
-    n_hand_points = sum(len(hand) for hand in F.hands(cfg))  # the hands come first in the selected points
-    head = head_of(frames, layout)[:, :channels]  # [T, C]: the nose, the pose's where the face is missing
+    n_hand_points = sum(len(hand) for hand in F.hands(cfg))  # points=kit: the hands come first
     points = tf.gather(frames, L.columns(F.selected_points(cfg), layout), axis=1)[:, :, :channels]  # [T, P, C]
 
-    if cfg.drop_frames == "handless":
-        has_hand = tf.reduce_any(~tf.math.is_nan(points[:, :n_hand_points, 0]), axis=1)
-        keep = tf.logical_or(has_hand, ~tf.reduce_any(has_hand))  # no hand anywhere: keep every frame
-        points = tf.boolean_mask(points, keep)
-
-    center = _nanmean(head, axis=0)  # [C]: the head's mean position over the sequence
-    points = points - center
-    spread = tf.sqrt(_nanmean(tf.square(points[:, : F.n_coordinates(cfg)])))  # of the kept points around the head
-    unit = spread
+    points = points - _center(frames, cfg, layout)[:channels]
+    kept = points[:, : F.n_coordinates(cfg)]
+    if cfg.scale == "axis_std":  # each axis' std about the origin, over every frame and kept point
+        unit = tf.sqrt(_nanmean(tf.square(kept), axis=[0, 1]))
+    elif cfg.scale == "spread":  # one RMS distance of the kept coordinates from the origin
+        unit = tf.sqrt(_nanmean(tf.square(kept)))
+    else:
+        unit = tf.ones([], tf.float32)
     if cfg.shoulder_unit:
         shoulders = F.unit_shoulders(points, cfg)
-        unit = tf.where(tf.logical_and(shoulders > 1e-6, ~tf.math.is_nan(shoulders)), shoulders, spread)
+        unit = tf.where(tf.logical_and(shoulders > 1e-6, ~tf.math.is_nan(shoulders)), shoulders, unit)
     points = points / tf.maximum(unit, 1e-6)
     if cfg.trim_idle:
         first, last = F.active_span(points, n_hand_points)
         points = points[first: last + 1]
 
-    points = _subsample(points, cfg.max_len)
+    points = points[: cfg.max_len] if cfg.long == "first" else _subsample(points, cfg.max_len)
     length = tf.shape(points)[0]
     coords = tf.reshape(points[:, : F.n_coordinates(cfg)], [length, F.n_coordinates(cfg) * channels])
     parts = [coords]
@@ -86,6 +104,7 @@ def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None,
         parts.append(F.angles(points, cfg))
     if cfg.motion:
         parts.append(F.motion(coords))
+    parts += [F.forward_diffs(coords, k) for k in range(1, cfg.diffs + 1)]
     features = tf.concat(parts, axis=1) if len(parts) > 1 else coords
     features = tf.where(tf.math.is_nan(features), tf.zeros_like(features), features)
     width = n_features(cfg)
@@ -95,6 +114,16 @@ def preprocess(frames: tf.Tensor, cfg: PreprocessConfig, layout=None,
     mask = tf.pad(tf.ones([length], tf.float32), [[0, cfg.max_len - length]])
     # Static shapes for the model; reshape (not ensure_shape, which is a Flex op) tells the converter.
     return tf.reshape(features, [cfg.max_len, width]), tf.reshape(mask, [cfg.max_len])
+
+
+def _center(frames: tf.Tensor, cfg: PreprocessConfig, layout=None) -> tf.Tensor:
+    """`[3]`: the sequence's origin. head: the head's mean position (kit/preprocessing/head.py); face17: face point
+    17's mean over the frames that see it, 0.5 on every axis where none does (the 1st place's rule)."""
+    if cfg.center == "head":
+        return _nanmean(head_of(frames, layout), axis=0)
+    point = frames[:, int(L.columns([L.CENTER_1ST], layout)[0])]  # [T, 3]
+    seen = tf.reduce_sum(tf.cast(~tf.math.is_nan(point), tf.float32), axis=0)
+    return tf.where(seen > 0, _nanmean(point, axis=0), tf.fill([3], np.float32(0.5)))
 
 
 def _nanmean(x: tf.Tensor, axis=None) -> tf.Tensor:

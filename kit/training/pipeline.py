@@ -5,12 +5,12 @@ the augmentations, the preprocessing, mixup) is a TF op running in tf.data's own
 across cores.
 
 Memory plan. Training keeps in RAM only the landmarks that preprocessing can read (`RESIDENT`: both hands,
-lips, eyes, nose and upper body, closed under the left-right mirror): 86 of the 543 points, as float32. The
-full competition set (94,477 sequences, about 3.6 million frames) takes 3.6e6 x 86 x 3 x 4 bytes = 3.7 GB
-(every point in float16 would be 11.7 GB), loaded once per `Cache` into one numpy buffer that tf.data then reads
+lips, eyes, nose and upper body of both point sets, closed under the left-right mirror): 135 of the 543 points,
+as float32. The full competition set (94,477 sequences, about 3.6 million frames) takes 3.6e6 x 135 x 3 x 4
+bytes = 5.8 GB (every point in float16 would be 11.7 GB), loaded once per `Cache` into one numpy buffer that tf.data then reads
 in place (no second copy), shared by all folds and the validation set, read in chunks so that the cache's
 11.7 GB of shards never count as the process' memory. The augmentations and the one preprocessing function
-run on these 86 columns (`layout=RESIDENT`): the same ops as in the exported graph, indexing the columns where
+run on these 135 columns (`layout=RESIDENT`): the same ops as in the exported graph, indexing the columns where
 those landmarks sit.
 
 Order. A training dataset is one endless stream: pass p holds every index once, in the order of a stateless
@@ -39,7 +39,7 @@ from kit.data.cache import DTYPE, FRAME_BYTES, SHARDS, Cache
 from kit.config import Config
 from kit.errors import KitError
 from kit.data.landmarks import N_LANDMARKS
-from kit.preprocessing.preprocess import preprocess
+from kit.preprocessing.preprocess import keep_frames, preprocess
 from kit.progress import track
 
 
@@ -51,7 +51,7 @@ def resident_landmarks() -> np.ndarray:
     pose's nose (their face references are lip, eye and nose points); the mirror maps that set onto itself once it
     is closed.
     """
-    points = set(L.SELECTED) | {L.HEAD, L.POSE_HEAD}
+    points = set(L.SELECTED) | set(L.SELECTED_1ST) | {L.HEAD, L.POSE_HEAD, L.CENTER_1ST}
     perm = augment.mirror_permutation()
     while True:
         closed = points | {int(perm[i]) for i in points}
@@ -82,7 +82,7 @@ class Resident:
     Read shard by shard in chunks with plain reads, not through the memory maps: mapped pages count as the
     process' resident memory for as long as they stay mapped (9 GB more at full scale). float32, not the
     cache's float16: a half-precision Cast in tf.data makes oneDNN log an error line on CPUs without AVX-512,
-    and 3.7 GB for the full data set is still far under any training machine's RAM.
+    and 5.8 GB for the full data set is still far under any training machine's RAM.
     """
 
     CHUNK_FRAMES = 65_536  # 213 MB of float16 read at a time
@@ -187,7 +187,9 @@ def make_dataset(cache: Cache, indices: np.ndarray, cfg: Config, training: bool,
     seed = tf.constant(t.seed, tf.int64)
 
     def example(i, epoch):
-        frames = data.sequence(i)
+        # Frames are dropped before the augmentations, so a frame an augmentation masks is trained on as a
+        # frame with nothing seen (the 1st place's order), not dropped.
+        frames = keep_frames(data.sequence(i), cfg.preprocess, RESIDENT)
         if training:
             draw = i * 1000 + epoch
             if t.mirror_prob > 0:
@@ -195,7 +197,7 @@ def make_dataset(cache: Cache, indices: np.ndarray, cfg: Config, training: bool,
             if t.rotate_deg or t.scale_range or t.noise_std:
                 frames = augment.random_affine(frames, t.rotate_deg, t.scale_range, t.noise_std,
                                                tf.stack([draw, seed + 7]), RESIDENT)
-        features, mask = preprocess(frames, cfg.preprocess, RESIDENT)
+        features, mask = preprocess(frames, cfg.preprocess, RESIDENT, frames_dropped=True)
         return {"features": features, "mask": mask}, tf.one_hot(tf.gather(data.labels, i), n_classes)
 
     if not training:
