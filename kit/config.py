@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit import recipes as _recipes
 from kit.errors import KitError
 
 
@@ -105,6 +106,7 @@ class TrainConfig:
     # radam: below this length of the approximated simple moving average, take SGD-with-momentum steps (the 1st
     # place: 4; TF Addons' default 5).
     radam_sma_threshold: float = 4.0
+    clip_norm: float = 0.0  # clip the gradient to this global norm; 0 = off (the 26th place's code: 1.0)
     label_smoothing: float = 0.1  # kit's choice (the 1st place: 0.1; the 26th place found it hurt: 0)
     ema: bool = True  # an EMA of the weights validates and exports (the 26th place's; the 1st place had none)
     ema_momentum: float = 0.99
@@ -170,33 +172,16 @@ class Config:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
-# The winning recipes for the full data set, as override lists on top of the defaults: `--recipe NAME`.
-# The defaults above are the 26th-place recipe scaled to small data and CPUs (a higher rate, smaller batches,
-# no mixup: a few hundred steps must learn something); the recipes carry the published full-data settings.
-RECIPES: dict[str, tuple[str, ...]] = {
-    # 26th place: LLaMa-style transformer (RMSNorm, RoPE, SwiGLU), Lion at 1e-4 with cosine decay to 1e-5,
-    # batch 128, EMA, mixup 0.5, mirroring; three of these ensembled under the latency limit.
-    "llama26": ("model.name=llama_small", "train.optimizer=lion", "train.learning_rate=1e-4",
-                "train.min_learning_rate=1e-5", "train.batch_size=128", "train.mixup_alpha=0.5", "train.ema=true",
-                "train.epochs=100"),
-    # 1st place: depthwise Conv1D + ECA blocks interleaved with transformer blocks, late dropout, 384 frames,
-    # AdamW with a higher rate, mixup; the winners trained ~300 epochs on the full data.
-    "conv1st": ("model.name=conv_transformer", "preprocess.max_len=384", "train.optimizer=adamw",
-                "train.learning_rate=5e-4", "train.weight_decay=0.1", "train.mixup_alpha=0.5"),
-    # 80th place: an FC network over engineered features (dominant hand, distances, angles, motion, shoulder
-    # units, idle frames trimmed) with rotation, zoom and noise augmentations.
-    "mlp80": ("model.name=mlp", "preprocess.dominant_hand=true", "preprocess.shoulder_unit=true",
-              "preprocess.distances=true", "preprocess.angles=true", "preprocess.motion=true",
-              "preprocess.trim_idle=true", "train.optimizer=adamw", "train.learning_rate=1e-3",
-              "train.rotate_deg=10", "train.scale_range=0.1", "train.noise_std=0.005"),
-}
+# The published recipes (kit/recipes.py): every setting with its source, `--recipe NAME`. The defaults above are
+# the kit's own choices for small data and CPUs; a recipe carries its source's full-data settings.
+RECIPES = _recipes.RECIPES
 
 
 def recipe(name: str) -> Config:
     """The config of a named recipe (see RECIPES); an unknown name lists the valid ones."""
     if name not in RECIPES:
         raise KitError(f"unknown recipe {name!r}; recipes: {', '.join(RECIPES)}")
-    return apply_overrides(Config(), list(RECIPES[name]))
+    return apply_overrides(Config(), RECIPES[name].overrides())
 
 
 def from_dict(data: dict) -> Config:

@@ -53,7 +53,7 @@ def test_kit_config_prints_what_train_would_use():
 
     from kit.cli import app
 
-    result = CliRunner().invoke(app, ["config", "--set", "train.epochs=3"])
+    result = CliRunner().invoke(app, ["config", "--json", "--set", "train.epochs=3"])
     assert result.exit_code == 0
     assert json.loads(result.output)["train"]["epochs"] == 3
     bad = CliRunner().invoke(app, ["config", "--set", "train.epoc=3"])
@@ -77,7 +77,7 @@ def test_recipes_are_reachable_from_the_cli_and_typos_list_them():
 
     from kit.cli import app
 
-    shown = json.loads(CliRunner().invoke(app, ["config", "--recipe", "mlp80", "--set", "train.epochs=2"]).output)
+    shown = json.loads(CliRunner().invoke(app, ["config", "--json", "--recipe", "mlp80", "--set", "train.epochs=2"]).output)
     assert shown["model"]["name"] == "mlp" and shown["preprocess"]["distances"] and shown["train"]["epochs"] == 2
     bad = CliRunner().invoke(app, ["config", "--recipe", "mlp81"])
     assert bad.exit_code == 1 and "recipes: llama26, conv1st, mlp80" in bad.output

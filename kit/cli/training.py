@@ -124,19 +124,31 @@ def cv(run_dir: Path = typer.Argument(..., help="Run directory written by kit tr
 def config(
     file: Optional[Path] = typer.Option(None, "--config", help="Start from this JSON config instead of the defaults."),
     recipe: Optional[str] = typer.Option(None, "--recipe",
-                                         help="Start from a winning recipe: llama26, conv1st, mlp80."),
+                                         help="Start from a published recipe: llama26, conv1st, mlp80."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
+    as_json: bool = typer.Option(False, "--json", help="Print the resolved config as JSON (every key --set "
+                                 "accepts), for kit train --config FILE."),
 ) -> None:
-    """Print the training config that kit train would use (every key --set accepts), as JSON.
+    """Show the training config kit train would use: each setting a recipe changes with its source (a notebook
+    cell, a write-up line, or the kit's choice and why), the model's parameters and input channels, the other
+    keys at the kit's defaults, and where the kit departs from the source.
 
-    Example: kit config --set train.mixup_alpha=0.5 > my.json && kit train --config my.json
+    Example: kit config --recipe conv1st
+
+    Example: kit config --json --set train.mixup_alpha=0.5 > my.json && kit train --config my.json
     """
     import json
 
     from kit import config as config_mod
 
     cfg = config_mod.apply_overrides(_base_config(file, recipe), list(set_ or []))
-    typer.echo(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+    if as_json:
+        typer.echo(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+        return
+    from kit import quiet  # noqa: F401  (the model count loads TensorFlow: its start-up lines stay out)
+    from kit.training.card import card
+
+    typer.echo(card(cfg, recipe, list(set_ or [])))
 
 
 def models(

@@ -108,14 +108,16 @@ class TransformerBlock(keras.layers.Layer):
     """Pre-norm block: x + attn(BN(x)), then x + mlp(BN(x)) with a swish MLP, branch dropout on both."""
 
     def __init__(self, heads: int, head_dim: int, expand: int = 2, max_len: int = 64, dropout: float = 0.2,
-                 **kwargs):
+                 rope: bool = False, attention_scale: str = "dim", **kwargs):
         super().__init__(**kwargs)
         self.heads, self.head_dim, self.expand, self.max_len, self.dropout = heads, head_dim, expand, max_len, dropout
+        self.rope, self.attention_scale = rope, attention_scale
 
     def build(self, input_shape):
         dim = input_shape[-1]
         self.norm1, self.norm2 = _batch_norm("norm1"), _batch_norm("norm2")
-        self.attn = Attention(self.heads, self.head_dim, self.max_len, self.dropout, name="attn")
+        self.attn = Attention(self.heads, self.head_dim, self.max_len, self.dropout, self.rope, self.attention_scale,
+                              name="attn")
         self.up = Dense(dim * self.expand, activation="swish", use_bias=False, name="mlp_up")
         for layer in (self.norm1, self.norm2, self.attn, self.up):
             layer.build(input_shape)
@@ -131,7 +133,8 @@ class TransformerBlock(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "heads": self.heads, "head_dim": self.head_dim, "expand": self.expand,
-                "max_len": self.max_len, "dropout": self.dropout}
+                "max_len": self.max_len, "dropout": self.dropout, "rope": self.rope,
+                "attention_scale": self.attention_scale}
 
 
 @keras.saving.register_keras_serializable(package="kit")
@@ -160,7 +163,8 @@ class LateDropout(keras.layers.Layer):
 
 def build_conv_transformer(max_len: int, n_features: int, n_classes: int, dim: int, stages: int, kernel_size: int,
                            expand: int, heads: int, mlp_expand: int, dropout: float, head_dropout: float,
-                           late_dropout_step: int, causal: bool, name: str) -> keras.Model:
+                           late_dropout_step: int, causal: bool, rope: bool, attention_scale: str,
+                           name: str) -> keras.Model:
     """Frames -> stem -> `stages` x [3 conv blocks, 1 transformer block] -> Dense(2 dim) -> masked mean -> logits."""
     features = keras.Input((None, n_features), name="features")
     mask = keras.Input((None,), name="mask")
@@ -169,7 +173,8 @@ def build_conv_transformer(max_len: int, n_features: int, n_classes: int, dim: i
     for s in range(stages):
         for c in range(CONVS_PER_STAGE):
             x = Conv1DBlock(dim, kernel_size, expand, dropout, causal, name=f"stage{s}_conv{c}")(x, mask)
-        x = TransformerBlock(heads, dim // heads, mlp_expand, max_len, dropout, name=f"stage{s}_attn")(x, mask)
+        x = TransformerBlock(heads, dim // heads, mlp_expand, max_len, dropout, rope, attention_scale,
+                             name=f"stage{s}_attn")(x, mask)
     x = Dense(dim * 2, name="top")(x)
     x = MaskedMeanPool(name="pool")(x, mask)
     x = LateDropout(head_dropout, late_dropout_step, name="late_dropout")(x)
@@ -187,13 +192,15 @@ def _preset(name: str, sizes: dict):
     return register_model(builder)
 
 
-# The 1st-place single model at max_len 384: dim 192, kernel 17, 4 heads, rate 0.8 late dropout. It switched the
-# late dropout on after 15 of 300 epochs (5 %); 2400 steps is 5 % of the kit's 40 epochs on the full data at
-# batch 64 (94,477 x 4/5 / 64 = 1,180 steps an epoch).
+# The 1st place's single model (notebook cell 16, get_model with dim 192; cell 19's CFG): dim 192, kernel 17, 2 x
+# [3 conv blocks + 1 transformer block], expand 2, 4 heads, branch dropout 0.2, late dropout 0.8, attention without
+# positions scaled by dim ** -0.5: 1,836,569 parameters on its 708 input channels, as its model summary prints.
+# The late dropout switched on at epoch 15 of 300; here the preset counts 2400 steps (5 % of 40 kit epochs of the
+# full data at batch 64: 94,477 x 4/5 / 64 = 1,180 steps an epoch) unless train.late_dropout_epoch says when.
 conv_transformer = _preset("conv_transformer", dict(
     dim=192, stages=2, kernel_size=17, expand=2, heads=4, mlp_expand=2, dropout=0.2, head_dropout=0.8,
-    late_dropout_step=2400, causal=True))
+    late_dropout_step=2400, causal=True, rope=False, attention_scale="dim"))
 # For tests and CPU demos: one stage, light dropout from the first step (a demo trains only a few hundred steps).
 conv_transformer_tiny = _preset("conv_transformer_tiny", dict(
     dim=64, stages=1, kernel_size=17, expand=2, heads=2, mlp_expand=2, dropout=0.1, head_dropout=0.2,
-    late_dropout_step=0, causal=True))
+    late_dropout_step=0, causal=True, rope=False, attention_scale="dim"))

@@ -89,13 +89,24 @@ def _rotate(x, cos, sin):
     return x * cos + rotated * sin
 
 
+ATTENTION_SCALES = ("head", "dim")
+
+
 @keras.saving.register_keras_serializable(package="kit")
 class Attention(keras.layers.Layer):
-    """Multi-head self-attention with rotary positions and a key padding mask."""
+    """Multi-head self-attention with a key padding mask, and rotary positions unless `rope=False`.
 
-    def __init__(self, heads: int, head_dim: int = 64, max_len: int = 64, dropout: float = 0.0, **kwargs):
+    `scale`: scores divided by sqrt(head_dim) ("head", the usual rule) or by sqrt(heads x head_dim) ("dim": the
+    1st place's MultiHeadSelfAttention scaled by its model width, dim ** -0.5, whatever the heads).
+    """
+
+    def __init__(self, heads: int, head_dim: int = 64, max_len: int = 64, dropout: float = 0.0, rope: bool = True,
+                 scale: str = "head", **kwargs):
         super().__init__(**kwargs)
+        if scale not in ATTENTION_SCALES:
+            raise ValueError(f"Attention(scale={scale!r}): use one of {', '.join(ATTENTION_SCALES)}")
         self.heads, self.head_dim, self.max_len, self.dropout = heads, head_dim, max_len, dropout
+        self.rope, self.scale = rope, scale
 
     def build(self, input_shape):
         inner = self.heads * self.head_dim
@@ -108,16 +119,19 @@ class Attention(keras.layers.Layer):
         self.cos, self.sin = cos[None, None], sin[None, None]  # [1, 1, T, D]: constants, not weights
 
     def call(self, x, mask, training=None):
-        t = ops.shape(x)[1]
         qkv = ops.reshape(self.qkv(x), (*leading(x, 2), 3, self.heads, self.head_dim))
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # [3, B, H, T, D]
-        # The first t rows, taken rather than sliced: t is a graph value when the length varies (the exported
-        # graph's real frames), and JAX's symbolic shapes know a take of t rows is t long (a slice is min(max_len, t)).
-        rows = ops.arange(t)
-        cos, sin = (ops.cast(ops.take(table, rows, axis=2), x.dtype) for table in (self.cos, self.sin))
-        q, k, v = _rotate(qkv[0], cos, sin), _rotate(qkv[1], cos, sin), qkv[2]
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if self.rope:
+            # The first t rows, taken rather than sliced: t is a graph value when the length varies (the exported
+            # graph's real frames), and JAX's symbolic shapes know a take of t rows is t long (a slice is
+            # min(max_len, t)).
+            rows = ops.arange(ops.shape(x)[1])
+            cos, sin = (ops.cast(ops.take(table, rows, axis=2), x.dtype) for table in (self.cos, self.sin))
+            q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
         scores = ops.cast(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))), "float32")  # NEG_INF is -inf in float16
-        scores = scores / np.sqrt(self.head_dim).astype(np.float32)
+        width = self.head_dim * (self.heads if self.scale == "dim" else 1)
+        scores = scores / np.sqrt(width).astype(np.float32)
         scores = scores + (1.0 - ops.cast(mask, "float32")[:, None, None, :]) * NEG_INF
         weights = self.drop(ops.cast(ops.softmax(scores, axis=-1), v.dtype), training=training)
         context = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
@@ -125,7 +139,7 @@ class Attention(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "heads": self.heads, "head_dim": self.head_dim,
-                "max_len": self.max_len, "dropout": self.dropout}
+                "max_len": self.max_len, "dropout": self.dropout, "rope": self.rope, "scale": self.scale}
 
 
 @keras.saving.register_keras_serializable(package="kit")

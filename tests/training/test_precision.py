@@ -121,13 +121,13 @@ def test_jit_compile_auto_is_off_on_this_cpu_and_on_trains_a_step():
 ])
 def test_unknown_precision_or_jit_setting_is_one_line_listing_the_valid_ones(override, message):
     """A value outside the choices is refused when the config is built, naming the valid ones."""
-    result = runner.invoke(app, ["config", "--set", override])
+    result = runner.invoke(app, ["config", "--json", "--set", override])
     assert result.exit_code == 1 and result.output.strip() == message
 
 
 def test_kit_config_shows_the_precision_and_xla_keys():
     """`kit config --recipe NAME` lists train.precision (float32) and train.jit_compile (auto) with the rest."""
-    shown = json.loads(runner.invoke(app, ["config", "--recipe", "llama26"]).output)
+    shown = json.loads(runner.invoke(app, ["config", "--json", "--recipe", "llama26"]).output)
     assert shown["train"]["precision"] == "float32" and shown["train"]["jit_compile"] == "auto"
 
 
