@@ -18,7 +18,8 @@ def export(
     run_dir: Optional[Path] = typer.Argument(None, help="Run directory written by kit train."),
     models: Optional[list[Path]] = typer.Option(
         None, "--models", help="A fold or run directory to ensemble (repeatable; mixes runs and architectures)."),
-    top: int = typer.Option(3, help="Ensemble the N folds of RUN_DIR with the best validation accuracy."),
+    top: Optional[int] = typer.Option(None, help="Ensemble the N folds of RUN_DIR with the best validation "
+                                      "accuracy (default 3), or its first N full fits (default: all of them)."),
     fp16: bool = typer.Option(False, "--fp16", help="Store weights in float16 (half the size)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default RUN_DIR/export)."),
     force: bool = typer.Option(False, "--force", help="Write submission.zip even if a gate fails."),

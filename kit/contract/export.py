@@ -95,17 +95,23 @@ def full_members(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda d: int(d.name[4:]))
 
 
-def pick_models(run_dir: Path, top: int) -> list[Path]:
+DEFAULT_TOP = 3  # folds a run's export keeps unless --top says (its full fits: all of them)
+
+
+def pick_models(run_dir: Path, top: int | None) -> list[Path]:
     """The `top` models of a run: its full fits on every signer when it has any (the models trained on the most
-    data, by member number), else its finished folds, best validation accuracy first."""
+    data, by member number; all of them when `top` is None: `kit train --full --seeds 4` exports 4), else its
+    finished folds, best validation accuracy first (DEFAULT_TOP when `top` is None)."""
     full = full_members(run_dir)
     if full:
+        top = len(full) if top is None else top
         if len(full) < top:
             say(f"note: {run_dir} has {len(full)} finished full fits, fewer than {top}: exporting all of them")
         if list(Path(run_dir).glob("fold*/metrics.json")):
             say(f"note: {run_dir} holds folds and full fits: exporting the full fits (--models {run_dir}/fold0 ... "
                 "exports folds)")
         return full[:top]
+    top = DEFAULT_TOP if top is None else top
     scored = []
     for metrics in sorted(Path(run_dir).glob("fold*/metrics.json")):
         scored.append((json.loads(metrics.read_text())["val_accuracy"], metrics.parent))
@@ -129,7 +135,7 @@ def left_out(run_dir: Path, picked: list[Path], top: int) -> list[str]:
     return out
 
 
-def resolve_models(run_dir: Path | None, models: list[Path] | None, top: int) -> list[Path]:
+def resolve_models(run_dir: Path | None, models: list[Path] | None, top: int | None) -> list[Path]:
     """Model directories to ensemble: the `top` picked by pick_folds from `run_dir`, or each of `models`.
 
     An entry of `models` is a fold or full-fit directory (holding model.weights.h5) or a run directory (its first
@@ -232,7 +238,8 @@ def convert(ensemble: Ensemble, fp16: bool = False) -> bytes:
             raise KitError(f"TFLite conversion failed with builtin ops only: {first.strip()}")
 
 
-def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path | None = None, top: int = 3,
+def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path | None = None,
+           top: int | None = None,
            fp16: bool = False, force: bool = False, max_mb: float = SIZE_LIMIT_MB,
            budget_ms: float = LATENCY_LIMIT_MS) -> ExportResult:
     """Export an ensemble, run every gate, and write model.tflite, export.json and (if the gates pass) submission.zip.
@@ -279,7 +286,7 @@ def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path
     if competition:  # a model of your own signs is no submission: model.tflite and its map are the export
         with zipfile.ZipFile(out_dir / "submission.zip", "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("model.tflite", model)
-    dropped = left_out(run_dir, fold_dirs, top) if run_dir is not None and not models and not full_members(run_dir) \
+    dropped = left_out(run_dir, fold_dirs, top or DEFAULT_TOP) if run_dir is not None and not models and not full_members(run_dir) \
         else []
     quality = str(run_quality(run_dir)) if run_dir is not None else ""
     return ExportResult(out_dir, [str(d) for d in fold_dirs], len(model), gates, force, members, competition, dropped,
