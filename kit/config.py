@@ -60,7 +60,7 @@ class PreprocessConfig:
     # Forward differences x(t + k) - x(t) for k = 1..diffs of every kept coordinate, 0 past the end (the 1st
     # place: 2, so 6 channels a point). Not `motion`'s backward velocity and acceleration.
     diffs: int = 0
-    # The 80th-place feature options (kit/preprocessing/features.py); all off = the 26th-place recipe above.
+    # The 80th-place feature options (kit/preprocessing/features.py), all off by default.
     dominant_hand: bool = False  # keep the hand with fewer missing frames, mirrored to be a right hand
     shoulder_unit: bool = False  # shoulder width as the unit of length (the spread where shoulders are never seen)
     distances: bool = False  # hand-to-face and wrist-to-fingertip distances
@@ -78,7 +78,7 @@ class PreprocessConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "llama_small"  # the 26th-place model that ensembled three times under 100 ms
+    name: str = "llama_small"  # the size of the 26th place's 3-model ensemble (2 heads, 6 layers), under 100 ms
     # One output per sign of the data's map: 250 for the competition's; kit train sets it from the cache's map
     # (kit/data/vocabulary.py), so that a run on your own N signs gets an N-way head and export rebuilds it.
     n_classes: int = 250
@@ -140,8 +140,8 @@ class TrainConfig:
     spatial_mask_prob: float = 0.0
     spatial_mask_min: float = 0.2
     spatial_mask_max: float = 0.4
-    # Geometric augmentations of the 80th place, off by default: the 26th place found most augmentations hurt,
-    # so measure them on your folds (kit train --set train.rotate_deg=10 ...).
+    # Geometric augmentations of the 80th place, off by default (the 26th place's write-up: "Most augmentations are
+    # not helpful"): measure them on your folds (kit train --set train.rotate_deg=10 ...).
     rotate_deg: float = 0.0  # random rotation in the image plane, uniform in +-rotate_deg, around the head
     scale_range: float = 0.0  # random zoom, uniform in 1 +- scale_range, around the head
     noise_std: float = 0.0  # Gaussian noise added to every visible coordinate

@@ -46,8 +46,8 @@ LEFT_HAND = tuple(range(468, 489))
 POSE = tuple(range(489, 522))
 RIGHT_HAND = tuple(range(522, 543))
 
-# Face-mesh indices (0..467). Lips: 20 points of the outer and inner lip contour; eyes: 3 per eye
-# (two corners and the upper lid). 26 face points in all, as in the 26th-place recipe.
+# Face-mesh indices (0..467). Lips: the 20 points of the outer lip contour; eyes: 3 per eye (two corners and the
+# upper lid). 26 face points in all: the 26th place's count (its write-up names no indices; these are the kit's).
 LIPS_FACE = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321, 375)
 EYES_FACE = (33, 133, 159, 263, 362, 386)
 NOSE_FACE = 1  # nose tip: the head reference that preprocessing moves to the origin

@@ -3,18 +3,24 @@
 The same TF ops run in the tf.data training pipeline and inside the exported TFLite graph, so training and
 serving cannot drift. Only builtin TFLite ops are used (gather, boolean_mask, is_nan, where, reductions).
 
-Recipe (26th place): keep x and y of both hands, 26 face points (lips, eyes) and 17 upper-body pose points;
-move the head (kit/preprocessing/head.py: the nose, the pose's nose in frames without a face) to the origin and divide
-by the spread of the kept points; NaN (a missing hand, a frame without a face) -> 0 after normalisation;
-drop frames with no hand (keeping at least one); subsample to at most `max_len` frames; pad to `max_len`
-for training batches, or (`pad=False`, the exported graph) hand the models the real frames only: padding is
-most of the compute at inference (real sequences have a median of ~30 frames) and the models are exact under
-their mask, so the answer is the same (the export's parity gate proves it on every length it probes).
+The kit's default (kit/config.py says why, option by option): x and y of both hands, 26 face points (lips, eyes)
+and 17 upper-body pose points (the 26th place's counts); frames with no hand dropped first (keeping at least one);
+the head (kit/preprocessing/head.py: the nose, the pose's nose in frames without a face) moved to the origin and the
+kept points divided by their spread (the kit's choice: the 26th place did not scale); NaN (a missing hand, a frame
+without a face) -> 0 after normalisation; at most `max_len` frames, evenly subsampled; padded to `max_len` for
+training batches, or (`pad=False`, the exported graph) the real frames only: padding is most of the compute at
+inference (real sequences have a median of ~19 frames) and the models are exact under their mask, so the answer is
+the same (the export's parity gate proves it on every length it probes).
+
+The 1st place's preprocessing (its notebook's cells 7-8; kit/recipes.py names each): its 118 points
+(`points=1st`), the mean of face point 17 as the origin (`center=face17`), each axis' std as the unit
+(`scale=axis_std`), frames dropped only where every kept point is missing (`drop_frames=empty`), the first
+`max_len` frames (`long=first`), and forward differences of 1 and 2 frames (`diffs=2`): 708 channels.
 
 Options (80th place, kit/preprocessing/features.py, all off by default): the dominant hand only, mirrored to be the
 right; shoulder width as the unit of length; hand-to-face and wrist-to-fingertip distances; finger-joint and elbow
 angles; velocity and acceleration; idle frames cut at the start and end. Frame layout:
-[coordinates | distances | angles | velocity | acceleration].
+[coordinates | distances | angles | velocity | acceleration | forward differences].
 """
 
 from __future__ import annotations
