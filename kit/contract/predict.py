@@ -90,7 +90,14 @@ def load(model_path: str | os.PathLike) -> Model:
     competition's 250, or your own N from the map beside the model file (a run folder: its export's)."""
     model_path = Path(model_path)
     interp = tflite.interpreter(tflite.read_model(model_path))
-    names = vocabulary.model_signs(tflite.model_file(model_path), tflite.n_outputs(interp))
+    try:
+        n = tflite.n_outputs(interp)
+    except (KeyError, ValueError, RuntimeError):  # no serving_default, or inputs it cannot take: said just below
+        n = L.N_CLASSES
+    problems = tflite.contract_problems(interp, n)
+    if problems:  # before the sign map is looked for: a model of another task is not missing one
+        raise KitError(f"{model_path}: does not fit the competition contract: {'; '.join(problems)}")
+    names = vocabulary.model_signs(tflite.model_file(model_path), n)
     return Model(model_path, tuple(names), tflite.contract_runner(interp, str(model_path), n_classes=len(names)))
 
 

@@ -296,14 +296,12 @@ def bind(port: int | None) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings, port: int | None = None, ready=print) -> None:
-    """Serve the page until Ctrl-C; `ready(url)` once it listens."""
+def serve(settings: Settings, sock: socket.socket, ready=print) -> None:
+    """Serve the page on the listening `sock` until Ctrl-C; `ready(url)` once it listens."""
     from kit import quiet
 
     uvicorn = web()
-    sock = bind(port)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    ready(url)
+    ready(f"http://127.0.0.1:{sock.getsockname()[1]}/")
     try:
         # MediaPipe's graphs log to fd 2 as each page's tracker starts and meets new input: kept off the terminal
         # (kit capture does the same); uvicorn's own lines still reach it, as its logging is set up inside
@@ -316,16 +314,14 @@ def serve(settings: Settings, port: int | None = None, ready=print) -> None:
 
 def live(model: str | Path, video: str | Path | None = None, port: int | None = None, gap: float = GAP,
          mode: str = "hands", data: str | Path | None = None, vocabulary: str | None = None, ready=print) -> None:
-    """`kit live`: check everything that can fail before the page opens (the web and MediaPipe packages, the
-    model, the video, the port), then serve until Ctrl-C."""
+    """`kit live`: check everything that can fail before the page opens (the options, the video, the web
+    packages, the model, the port, MediaPipe: quick checks first), then serve until Ctrl-C."""
     from kit.capture.holistic import VOCABULARIES, mediapipe
     from kit.capture.sources import open_source
     from kit.contract.predict import load
     from kit.live.cutting import check
 
     check(gap, mode)
-    web()
-    mediapipe()
     if vocabulary is not None and vocabulary not in VOCABULARIES:
         raise KitError(f"--vocabulary {vocabulary}: use competition (the 250 signs) or own (the signs you record)")
     if vocabulary is not None and data is None:
@@ -334,5 +330,12 @@ def live(model: str | Path, video: str | Path | None = None, port: int | None = 
         video = Path(video)
         if open_source(video).kind != "video":
             raise KitError(f"--video {video}: not a video file: give a recording (.mp4, .mov, .avi, .webm ...)")
+    web()
     settings = Settings(load(model), gap, mode, video, Path(data) if data is not None else None, vocabulary)
-    serve(settings, port, ready)
+    sock = bind(port)
+    try:
+        mediapipe()
+    except KitError as err:
+        sock.close()
+        raise KitError(str(err).replace("kit capture needs", "kit live needs", 1)) from None
+    serve(settings, sock, ready)

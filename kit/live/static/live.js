@@ -11,7 +11,7 @@ const MAX_UNANSWERED = 2;  // pictures sent and not yet answered: beyond this, c
 const TRANSCRIPT_WORDS = 30;
 
 // What tests and the benchmark read (the page's own counts): frames drawn, answers, takes, problems.
-const kit = window.__kit = {frames: 0, answers: [], takes: [], problems: [], fps: 0, skipped: 0, dropped: 0};
+const kit = window.__kit = {frames: 0, answers: [], takes: [], notes: [], problems: [], fps: 0, skipped: 0, dropped: 0};
 let ws, style = null, videoMode = false, mode = "hands";
 let nextId = 0, answeredId = -1;
 const pictures = new Map();  // id -> ImageBitmap sent, drawn with its landmarks when they come back
@@ -35,7 +35,7 @@ function handle(m) {
     case "record": return recordState(m);
     case "settings": mode = m.mode; return status(false);
     case "ended": $("status").textContent = "the video ended"; $("status").className = ""; return;
-    case "note": $("note").textContent = m.text; return;
+    case "note": kit.notes.push(m.text); $("note").textContent = m.text; return;
     case "error": return problem(m.text);
   }
 }
