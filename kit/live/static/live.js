@@ -199,7 +199,7 @@ function answer(m) {
     li.append(bar);
     return li;
   }));
-  $("answer-info").textContent = `sign ${m.number}: ${m.frames} frames, model ${m.ms} ms, shown ${Math.round(after)} ms ${how}`;
+  $("answer-info").textContent = `sign ${m.number}: ${m.frames} frame${m.frames === 1 ? "" : "s"}, model ${m.ms} ms, shown ${Math.round(after)} ms ${how}`;
   $("note").textContent = m.note || "";
   transcript.push(m.top[0].sign);
   $("transcript").textContent = transcript.slice(-TRANSCRIPT_WORDS).join(" ");
