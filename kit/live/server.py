@@ -33,6 +33,7 @@ from kit.live.cutting import GAP
 
 STATIC = Path(__file__).resolve().parent / "static"
 INSTALL = 'pip install -e ".[live]"'
+LOCAL_HOSTS = ["127.0.0.1", "localhost"]
 VIDEO_WIDTH = 640  # pictures of a --video sent to the page for display are scaled down to this width
 
 
@@ -84,6 +85,8 @@ def web():
 
 def make_app(settings: Settings):
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.responses import FileResponse, Response
     from starlette.routing import Mount, Route, WebSocketRoute
     from starlette.staticfiles import StaticFiles
@@ -97,9 +100,10 @@ def make_app(settings: Settings):
     async def no_icon(request):
         return Response(status_code=204)
 
-    return Starlette(routes=[Route("/", index), Route("/favicon.ico", no_icon),
-                             Mount("/static", StaticFiles(directory=STATIC)),
-                             WebSocketRoute("/ws", websocket)])
+    routes = [Route("/", index), Route("/favicon.ico", no_icon), Mount("/static", StaticFiles(directory=STATIC)),
+              WebSocketRoute("/ws", websocket)]
+    # only this machine's names: a web site whose name resolves to 127.0.0.1 (DNS rebinding) is refused
+    return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS)])
 
 
 _predicting = ThreadPoolExecutor(1, thread_name_prefix="kit-live-model")  # one model, one sign at a time
@@ -235,7 +239,7 @@ class Page:
             try:
                 points, ms = await loop.run_in_executor(self.tracking, self.session.track, picture)
             except KitError as err:
-                await self.ws.send_json({"type": "error", "text": str(err)})
+                await self.ws.send_json({"type": "error", "text": str(err), "id": frame_id})
                 continue
             signs = self.session.add(t, points, source_frame, key or self.key)
             message = {"type": "frame", "id": frame_id, "t": t, "ms": round(ms, 1), "dropped": self.latest.dropped,
@@ -312,6 +316,24 @@ def serve(settings: Settings, sock: socket.socket, ready=print) -> None:
         sock.close()
 
 
+def _import_mediapipe_alone() -> None:
+    """Import MediaPipe without TensorFlow, which it imports only for its API docs and does without when it is
+    missing (mediapipe/tasks/python/core/optional_dependencies.py: "TensorFlow isn't a dependency of mediapipe pip
+    package"): the server starts in ~3 s instead of ~10 s on 2 cores, and a page's frames never need TensorFlow."""
+    import sys
+
+    if "tensorflow" in sys.modules or "mediapipe" in sys.modules:
+        return
+    sys.modules["tensorflow"] = None  # import tensorflow -> ModuleNotFoundError, which MediaPipe expects
+    try:
+        import mediapipe  # noqa: F401
+    except ImportError:
+        pass  # kit.capture.holistic.mediapipe() says what to install
+    finally:
+        if sys.modules.get("tensorflow", 0) is None:
+            del sys.modules["tensorflow"]
+
+
 def live(model: str | Path, video: str | Path | None = None, port: int | None = None, gap: float = GAP,
          mode: str = "hands", data: str | Path | None = None, vocabulary: str | None = None, ready=print) -> None:
     """`kit live`: check everything that can fail before the page opens (the options, the video, the web
@@ -334,6 +356,7 @@ def live(model: str | Path, video: str | Path | None = None, port: int | None = 
     settings = Settings(load(model), gap, mode, video, Path(data) if data is not None else None, vocabulary)
     sock = bind(port)
     try:
+        _import_mediapipe_alone()
         mediapipe()
     except KitError as err:
         sock.close()

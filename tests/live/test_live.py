@@ -264,3 +264,25 @@ def test_bad_input_gets_one_line(extras, monkeypatch):
     monkeypatch.setitem(sys.modules, "starlette", None)
     result = runner.invoke(app, ["live", str(MODEL)])
     assert result.exit_code == 1 and 'pip install -e ".[live]"' in result.output, result.output
+
+
+def test_only_pages_of_this_machine_may_use_the_server(servers):
+    """The server listens on 127.0.0.1 only; a name that resolves there (DNS rebinding) is refused, and so is a
+    WebSocket opened by another site's page in the same browser."""
+    import urllib.error
+    import urllib.request
+
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    url = servers["camera"].url
+    assert url.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(url) as response:
+        assert response.status == 200 and b"/static/live.js" in response.read()
+    request = urllib.request.Request(url, headers={"Host": "attacker.example"})
+    with pytest.raises(urllib.error.HTTPError, match="400"):
+        urllib.request.urlopen(request)
+    with connect(url.replace("http", "ws") + "ws", origin=url.rstrip("/")) as ws:
+        assert json.loads(ws.recv(timeout=60))["type"] == "hello"
+    with pytest.raises(InvalidStatus, match="403"):
+        connect(url.replace("http", "ws") + "ws", origin="http://attacker.example")

@@ -9,6 +9,7 @@ const camera = $("camera");
 const grab = document.createElement("canvas"), grabCtx = grab.getContext("2d");
 const MAX_UNANSWERED = 2;  // pictures sent and not yet answered: beyond this, camera frames are skipped
 const TRANSCRIPT_WORDS = 30;
+const SLOW_FPS = 10;  // a third of the competition's 30 fps: below it a short sign keeps only a few frames
 
 // What tests and the benchmark read (the page's own counts): frames drawn, answers, takes, problems.
 const kit = window.__kit = {frames: 0, answers: [], takes: [], notes: [], problems: [], fps: 0, skipped: 0, dropped: 0};
@@ -36,7 +37,9 @@ function handle(m) {
     case "settings": mode = m.mode; return status(false);
     case "ended": $("status").textContent = "the video ended"; $("status").className = ""; return;
     case "note": kit.notes.push(m.text); $("note").textContent = m.text; return;
-    case "error": return problem(m.text);
+    case "error":
+      if (m.id != null && !videoMode) answeredId = Math.max(answeredId, m.id);  // that frame is answered: send more
+      return problem(m.text);
   }
 }
 
@@ -130,6 +133,9 @@ function frame(m) {
   const what = videoMode ? "the video plays at its own speed" : `the camera gives ${cameraRate()}`;
   $("rate").textContent = `${kit.fps.toFixed(1)} landmark frames a second (MediaPipe ${m.ms} ms a frame); ${what}, ` +
     `frames in between are skipped (${kit.skipped} here, ${m.dropped} at the server)`;
+  const slow = replies.length > 10 && kit.fps < SLOW_FPS;
+  $("rate").classList.toggle("slow", slow);
+  if (slow) $("rate").textContent += `: slow (under ${SLOW_FPS} a second), a quick sign may be missed or cut short`;
 }
 
 function cameraRate() {
