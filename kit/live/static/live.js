@@ -218,6 +218,7 @@ function take(m) {
 }
 
 function recordState(m) {
+  $("problem").hidden = true;  // a sign or signer refused before is now accepted
   armed = m.armed;
   $("record").classList.toggle("armed", armed);
   $("record").textContent = armed ? "stop recording" : "record takes";
