@@ -57,12 +57,13 @@ def test_each_real_sign_between_rests_is_one_cut_from_its_first_to_its_last_hand
 
 def test_with_the_default_gap_a_real_sign_splits_only_at_hand_less_stretches_of_a_second(shared_samples):
     """The default gap (1 s): a sign is cut in two exactly where its hands went unseen for a second or more (3 of
-    the 10 real samples have one: 34, 36 and 80 frames); every frame with a hand is in exactly one cut, and every cut starts
-    and ends on a frame with a hand."""
+    the 10 real samples have one: 34, 36 and 80 frames); every frame with a hand is in exactly one cut, and every
+    cut starts and ends on a frame with a hand."""
     hands = real_hands(shared_samples)
     times, flat, starts = stream(hands, rest_frames=45)
     cuts = cut_signs(times, flat)
-    expected = [Cut(start + a, start + b) for start, h in zip(starts, hands) for a, b in runs_apart(np.flatnonzero(h), 1.0)]
+    expected = [Cut(start + a, start + b) for start, h in zip(starts, hands)
+                for a, b in runs_apart(np.flatnonzero(h), 1.0)]
     assert cuts == expected
     assert len(cuts) == 13
     covered = np.zeros(len(flat), int)

@@ -152,7 +152,8 @@ COUNT_NEAR = """(() => { window.countNear = (hex) => {
   const c = document.getElementById("picture"), d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
   const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
   let n = 0;
-  for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - r) + Math.abs(d[i + 1] - g) + Math.abs(d[i + 2] - b) < 40) n++;
+  for (let i = 0; i < d.length; i += 4)
+    if (Math.abs(d[i] - r) + Math.abs(d[i + 1] - g) + Math.abs(d[i + 2] - b) < 40) n++;
   return n;
 }; })()"""  # how many of the canvas' pixels are (nearly) a colour: the landmarks drawn in it
 
