@@ -60,8 +60,9 @@ class Latest:
         self.event.set()
 
     async def take(self):
-        await self.event.wait()
-        self.event.clear()
+        while self.item is None:  # (a replayed video clears what waits)
+            self.event.clear()
+            await self.event.wait()
         item, self.item = self.item, None
         return item
 
@@ -129,7 +130,12 @@ class Page:
             return
         await self.ws.accept()
         loop = asyncio.get_running_loop()
-        self.session = await loop.run_in_executor(self.tracking, self._session)
+        try:
+            self.session = await loop.run_in_executor(self.tracking, self._session)
+        except KitError as err:  # MediaPipe would not start: said on the page, in one line
+            await self.ws.send_json({"type": "error", "text": str(err)})
+            await self.ws.close()
+            return
         await self.ws.send_json(self._hello())
         worker = asyncio.create_task(self._work())
         if self.settings.video is not None:
@@ -204,9 +210,10 @@ class Page:
             elif kind == "play" and self.settings.video is not None:
                 if self.player is not None:
                     self.player.cancel()
+                self.latest.item = None  # a frame of the last pass still waiting: its clock would run backwards
                 self.session.restart()
                 self.player = asyncio.create_task(self._play())
-        except KitError as err:
+        except (KitError, ValueError, TypeError) as err:  # a refused sign, a gap that is not a number
             await self.ws.send_json({"type": "error", "text": str(err)})
 
     async def _play(self) -> None:
