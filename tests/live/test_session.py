@@ -26,3 +26,34 @@ def test_takes_are_checked_as_kit_capture_checks_them_before_recording(tmp_path)
         own.arm("a,b", 1, True)
     own.arm("", 1, False)  # stopping needs no sign
     assert not own.armed
+
+
+def test_the_server_tracks_a_video_exactly_as_kit_capture_does():
+    """The page's frames go through kit capture's own Holistic (same model, settings and tracking mode): on the
+    same pictures in the same order, the landmarks are identical to kit capture's, NaN for NaN."""
+    import dataclasses
+    import importlib.util
+    import itertools
+
+    import numpy as np
+
+    if importlib.util.find_spec("mediapipe") is None or importlib.util.find_spec("cv2") is None:
+        pytest.skip("the capture extra is not installed")  # the browser tests say it out loud, failing under CI
+    from kit.capture.holistic import run_holistic
+    from kit.capture.sources import open_source
+    from kit.live.server import _import_mediapipe_alone
+    from kit.live.session import Session
+    from tests.live.test_live import CLIP, MODEL
+
+    _import_mediapipe_alone()
+    from kit.contract.predict import load
+
+    def first20():  # the clip's first 20 frames, read anew each time
+        return itertools.islice(open_source(CLIP).frames(), 20)
+
+    captured = run_holistic(dataclasses.replace(open_source(CLIP), frames=first20, total=20), fps=None).landmarks
+    session = Session(load(MODEL), "test", "video")
+    live = np.stack([session.track(frame.image)[0] for frame in first20()])
+    session.close()
+    assert live.shape == captured.shape == (20, 543, 3)
+    np.testing.assert_array_equal(live, captured)
