@@ -118,7 +118,9 @@ class Page:
         self.settings, self.ws = settings, ws
         self.latest = Latest()
         self.tracking = ThreadPoolExecutor(1, thread_name_prefix="kit-live-holistic")
-        self.key = False
+        self.key = False  # the key as the page last said (the video's frames take it; the camera's carry their own)
+        self.release_after = False  # the key was let go while a frame sent with it held was still to be tracked
+        self.busy = False  # a frame is being tracked
         self.player: asyncio.Task | None = None
         self.tasks: set[asyncio.Task] = set()
 
@@ -192,8 +194,12 @@ class Page:
         kind = message.get("type")
         try:
             if kind == "key":
+                # let go: the sign ends with the frames sent while the key was held; one still waiting or being
+                # tracked is part of it, so the release waits for it (else it would start a sign of its own)
                 self.key = bool(message.get("down"))
-                if not self.key:
+                self.release_after = not self.key
+                if self.release_after and not self.busy and self.latest.item is None:
+                    self.release_after = False
                     self._answer(self.session.release())
             elif kind == "settings":
                 self.session.restart(float(message.get("gap", self.session.gap)),
@@ -243,12 +249,20 @@ class Page:
                 await self.ws.send_json({"type": "ended"})
                 continue
             _, frame_id, t, key, picture, source_frame = item
+            self.busy = True
             try:
                 points, ms = await loop.run_in_executor(self.tracking, self.session.track, picture)
             except KitError as err:
                 await self.ws.send_json({"type": "error", "text": str(err), "id": frame_id})
                 continue
-            signs = self.session.add(t, points, source_frame, key or self.key)
+            finally:
+                self.busy = False
+            signs = self.session.add(t, points, source_frame, key)
+            if not key:
+                self.release_after = False  # a frame without the key ended the sign itself
+            elif self.release_after and self.latest.item is None:
+                self.release_after = False
+                signs += self.session.release()
             message = {"type": "frame", "id": frame_id, "t": t, "ms": round(ms, 1), "dropped": self.latest.dropped,
                        "signing": self.session.signing, "points": _xy(points)}
             if not isinstance(picture, (bytes, bytearray)):
