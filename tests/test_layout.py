@@ -23,6 +23,7 @@ LAYERS = (
     ("kit.seeing",),
     ("kit.training",),
     ("kit.contract",),
+    ("kit.live",),
     ("kit.kaggle",),
     ("kit.demo",),
     ("kit.cli", "kit.__main__"),

@@ -360,6 +360,13 @@ def _read_rows(data: Path) -> list:
     return read_train_csv(data / TRAIN_CSV) if (data / TRAIN_CSV).is_file() else []
 
 
+def plan_take(data: str | os.PathLike, participant: int, sign: str, vocabulary: str | None = None) -> tuple:
+    """Check that a recording of `sign` by `participant` may join the competition folder `data`, as `kit capture
+    --data` checks it before MediaPipe starts; the plan that `add_to_dataset(*plan, frames, info)` writes (kit live
+    records its takes so)."""
+    return _plan_output(None, data, participant, sign, vocabulary)
+
+
 def add_to_dataset(data: Path, participant: int, sign: str, own: bool, frames: np.ndarray,
                    info: dict) -> tuple[Path, dict, str]:
     """Write the file as DATA/train_landmark_files/P/S.parquet (S: one above the folder's largest sequence id),

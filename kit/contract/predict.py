@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,25 +54,51 @@ def predict(model_path: str | os.PathLike, source: str | os.PathLike | Source, t
     video, image, folder of images or opened Source (tracked with MediaPipe at `fps`, default the competition's)."""
     if top < 1:
         raise KitError(f"--signs {top}: must be 1 or more")
+    model = load(model_path)
+    frames, name = _frames(source, fps)
+    return model.predict(frames, name, top)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model loaded once and run on sequence after sequence (`kit live` answers each sign with it)."""
+
+    path: Path
+    names: tuple[str, ...]  # sign names by output index
+    run: Callable[[np.ndarray], np.ndarray]  # frames -> outputs, as the scorer runs the model
+
+    def predict(self, frames: np.ndarray, name: str, top: int = TOP) -> Prediction:
+        """The `top` signs it sees in `frames` ([frames, 543, 3], NaN where not found), named `name`."""
+        start = time.perf_counter()
+        outputs = np.asarray(self.run(frames), dtype=np.float64)
+        ms = 1000 * (time.perf_counter() - start)
+        if not np.isfinite(outputs).all():
+            raise KitError(f"{self.path}: gave non-finite outputs for {name}: the model is broken "
+                           "(kit check shows which gate it fails)")
+        probs, note = as_probabilities(outputs)
+        hands = list(L.LEFT_HAND + L.RIGHT_HAND)
+        if not np.isfinite(frames[:, hands]).any():
+            note = "; ".join(filter(None, [note, "no hand in any frame: signs are made with the hands, so this guess "
+                                           "means little (keep both hands in the picture)"]))
+        best = np.argsort(-probs, kind="stable")[:top]
+        return Prediction(self.path, name, len(frames), tuple((self.names[i], int(i), float(probs[i])) for i in best),
+                          ms, note)
+
+
+def load(model_path: str | os.PathLike) -> Model:
+    """A model.tflite, submission.zip or run folder, checked against the contract, with its signs' names: the
+    competition's 250, or your own N from the map beside the model file (a run folder: its export's)."""
     model_path = Path(model_path)
     interp = tflite.interpreter(tflite.read_model(model_path))
-    # the competition's 250, or your own N from the map beside the model file (a run folder: its export's)
-    names = vocabulary.model_signs(tflite.model_file(model_path), tflite.n_outputs(interp))
-    run = tflite.contract_runner(interp, str(model_path), n_classes=len(names))
-    frames, name = _frames(source, fps)
-    start = time.perf_counter()
-    outputs = np.asarray(run(frames), dtype=np.float64)
-    ms = 1000 * (time.perf_counter() - start)
-    if not np.isfinite(outputs).all():
-        raise KitError(f"{model_path}: gave non-finite outputs for {name}: the model is broken "
-                       "(kit check shows which gate it fails)")
-    probs, note = as_probabilities(outputs)
-    hands = list(L.LEFT_HAND + L.RIGHT_HAND)
-    if not np.isfinite(frames[:, hands]).any():
-        note = "; ".join(filter(None, [note, "no hand in any frame: signs are made with the hands, so this guess "
-                                       "means little (keep both hands in the picture)"]))
-    best = np.argsort(-probs, kind="stable")[:top]
-    return Prediction(model_path, name, len(frames), tuple((names[i], int(i), float(probs[i])) for i in best), ms, note)
+    try:
+        n = tflite.n_outputs(interp)
+    except (KeyError, ValueError, RuntimeError):  # no serving_default, or inputs it cannot take: said just below
+        n = L.N_CLASSES
+    problems = tflite.contract_problems(interp, n)
+    if problems:  # before the sign map is looked for: a model of another task is not missing one
+        raise KitError(f"{model_path}: does not fit the competition contract: {'; '.join(problems)}")
+    names = vocabulary.model_signs(tflite.model_file(model_path), n)
+    return Model(model_path, tuple(names), tflite.contract_runner(interp, str(model_path), n_classes=len(names)))
 
 
 def as_probabilities(outputs: np.ndarray) -> tuple[np.ndarray, str]:

@@ -29,6 +29,7 @@ GIF_WIDTH = 480
 DEFAULT_FPS = 15.0  # for pictures without a clock (a folder of images, a single image)
 _LIPS = tuple(L.OFFSET["face"] + i for i in L.LIPS_FACE)
 _HANDS = (("left", L.LEFT_HAND), ("right", L.RIGHT_HAND))
+PIXELS_PER_RADIUS, MIN_RADIUS = 240, 2  # a hand's or the pose's dot: 1/240 of the picture's width, at least 2 px
 
 
 def _bgr(hex_color: str) -> tuple[int, int, int]:
@@ -43,7 +44,7 @@ def draw(image: np.ndarray, points: np.ndarray, label: str = "") -> np.ndarray:
     cv2 = opencv()
     out = image.copy()
     height, width = out.shape[:2]
-    radius = max(2, round(width / 240))
+    radius = max(MIN_RADIUS, round(width / PIXELS_PER_RADIUS))
     xy = np.asarray(points, np.float64)[:, :2] * (width, height)
 
     def pixel(i: int) -> tuple[int, int] | None:
@@ -74,6 +75,16 @@ def draw(image: np.ndarray, points: np.ndarray, label: str = "") -> np.ndarray:
         cv2.rectangle(out, (0, 0), (w + 8, h + base + 8), (0, 0, 0), -1)
         cv2.putText(out, label, (4, h + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+def style() -> dict:
+    """What `draw` draws, as plain data for a page that draws the same over live video (kit live's canvas):
+    colours, points (543-frame indices), bones (pairs of indices), and the dot radius rule."""
+    return {"colors": COLORS, "face": list(L.FACE), "lips": list(_LIPS), "pose": list(POSE_POINTS),
+            "pose_bones": [[L.OFFSET["pose"] + a, L.OFFSET["pose"] + b] for a, b in L.POSE_BONES],
+            "hands": {name: list(idx) for name, idx in _HANDS},
+            "hand_bones": [list(pair) for pair in L.HAND_BONES],  # within a hand: 0 is its wrist
+            "pixels_per_radius": PIXELS_PER_RADIUS, "min_radius": MIN_RADIUS}
 
 
 @dataclass(frozen=True)
