@@ -112,8 +112,7 @@ def _acquire(folder: Path, command: str, what: str, fcntl) -> int:
         except BlockingIOError:
             found = _parse(_read(fd))
             os.close(fd)
-            raise KitError(f"{folder}: {found or 'another kit command'} is writing this {what}: wait for it to "
-                           "finish" + (f", or stop it (kill {found.pid})" if found else "")) from None
+            raise _refusal(folder, found, what) from None
         except OSError as err:  # a file system without flock (some network ones): said, not silent
             say(f"warning: {path}: cannot lock ({err.strerror or err}); nothing stops a second writer here")
             break
@@ -132,6 +131,19 @@ def _acquire(folder: Path, command: str, what: str, fcntl) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, record.encode(), 0)
     return fd
+
+
+def _refusal(folder: Path, found: Holder | None, what: str) -> KitError:
+    return KitError(f"{folder}: {found or 'another kit command'} is writing this {what}: wait for it to finish"
+                    + (f", or stop it (kill {found.pid})" if found else ""))
+
+
+def check_free(folder: str | os.PathLike, what: str = "folder") -> None:
+    """Refuse now, as `writing` will, when another live process writes `folder`: for a command that has seconds of
+    imports (TensorFlow) to do before it takes the lock. Only a shortcut: `writing` decides."""
+    found = holder(folder)
+    if found is not None:
+        raise _refusal(Path(folder), found, what)
 
 
 def holder(folder: str | os.PathLike) -> Holder | None:

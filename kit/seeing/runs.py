@@ -26,6 +26,7 @@ from kit import config as config_mod
 from kit.config import flatten
 from kit.errors import KitError
 from kit.data.landmarks import N_CLASSES
+from kit import runfiles
 from kit.runfiles import Damaged
 from kit.runlock import holder
 from kit.seeing.report import judged_latency
@@ -181,6 +182,8 @@ def read_run(path: Path, name: str | None = None) -> Run:
             metrics = _json(d / "metrics.json", notes)
             if metrics is not None and (kind == "full" or "val_accuracy" in metrics):
                 finished[int(d.name[4:])] = metrics
+            elif (d / "metrics.json").is_file():
+                unfinished[d.name] = "metrics.json damaged"
             else:
                 unfinished[d.name] = _progress(d, notes)
     # the fold count: run.json's (kit train), folds.csv's, or that of kit kaggle train's state
@@ -421,19 +424,20 @@ def _numbered(path: Path, kind: str) -> list[Path]:
 
 
 def _json(path: Path, notes: list[str]) -> dict | None:
-    """A JSON object file's content; None when missing, or (with a note) when unreadable, e.g. cut short by a
-    kill."""
+    """A JSON object file's content; None when missing, or (with a note naming the fix, kit.runfiles) when damaged,
+    e.g. cut short by a kill."""
     try:
-        data = json.loads(path.read_text())
+        return runfiles.read_json(path, "")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as err:
-        notes.append(f"{path.parent.name}/{path.name}: unreadable ({type(err).__name__}: {err})")
-        return None
-    if not isinstance(data, dict):
-        notes.append(f"{path.parent.name}/{path.name}: not a JSON object, left out")
-        return None
-    return data
+    except runfiles.Damaged as err:
+        member = path.parent.parent if path.parent.name == "backup" else path.parent  # a fold's or full fit's file?
+        fix = runfiles.member_fix(member) if member.name[:4] in ("fold", "full") and member.name[4:].isdigit() \
+            else f"{path.name} is as the kit wrote it no more"
+        notes.append(f"{path.parent.name}/{path.name}: damaged ({err.problem}): {fix}")
+    except OSError as err:
+        notes.append(f"{path.parent.name}/{path.name}: unreadable ({err})")
+    return None
 
 
 def _read_config(path: Path, notes: list[str]) -> dict[str, Any]:
