@@ -48,7 +48,7 @@ def read_json(path: Path, fix: str) -> dict:
         try:
             value = json.loads(data)
         except ValueError as err:
-            problem = ("empty" if not data.strip() else f"cut short or not JSON: {err.msg} at line {err.lineno}")
+            problem = "empty" if not data.strip() else f"cut short or not JSON: {err.msg}, line {err.lineno}"
         else:
             if isinstance(value, dict):
                 return value

@@ -183,7 +183,7 @@ def read_run(path: Path, name: str | None = None) -> Run:
             if metrics is not None and (kind == "full" or "val_accuracy" in metrics):
                 finished[int(d.name[4:])] = metrics
             elif (d / "metrics.json").is_file():
-                unfinished[d.name] = "metrics.json damaged"
+                unfinished[d.name] = "its end (metrics.json damaged)"
             else:
                 unfinished[d.name] = _progress(d, notes)
     # the fold count: run.json's (kit train), folds.csv's, or that of kit kaggle train's state
