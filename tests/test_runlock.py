@@ -21,15 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 HOLD = """
 import sys, time
 from kit.runlock import writing
-with writing(sys.argv[1], "kit train", "run"):
+with writing(sys.argv[1], sys.argv[2], "run"):
     print("held", flush=True)
     time.sleep(120)
 """
 
 
-def hold(folder: Path) -> subprocess.Popen:
-    """A process holding `folder`'s lock as kit train (it sleeps until killed)."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+def hold(folder: Path, command: str = "kit train") -> subprocess.Popen:
+    """A process holding `folder`'s lock as `command` (it sleeps until killed)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), command], cwd=ROOT, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout.readline().strip() == "held"
     return proc
