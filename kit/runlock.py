@@ -18,6 +18,7 @@ Without flock (Windows) nothing is locked: two writers of one folder there are t
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shlex
@@ -127,7 +128,7 @@ def _acquire(folder: Path, command: str, what: str, fcntl) -> int:
     if left is not None:  # the last writer never emptied it: it was killed, or the machine stopped
         say(f"{folder}: {left} did not finish (killed, or the machine stopped); taking this {what} over")
     record = json.dumps({"pid": os.getpid(), "command": command, "line": _command_line(),
-                         "started": _process_start(os.getpid()) or time.time(), "host": socket.gethostname()})
+                         "started": _own_start(os.getpid()), "host": socket.gethostname()})
     os.ftruncate(fd, 0)
     os.pwrite(fd, record.encode(), 0)
     return fd
@@ -184,13 +185,23 @@ def _command_line() -> str:
     return line if len(line) <= 300 else line[:299] + "…"
 
 
+@functools.lru_cache(maxsize=None)
+def _own_start(pid: int) -> float:
+    """This process's start (by PID, so a forked child has its own), where there is no /proc the time asked."""
+    return _process_start(pid) or time.time()
+
+
 def _process_start(pid: int) -> float | None:
     """When process `pid` started (seconds since the epoch), from /proc; None where there is no /proc."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, counted after the command's name
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
+        return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
+
+
+@functools.lru_cache(maxsize=1)
+def _boot_time() -> float:
+    return next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                if line.startswith("btime"))
