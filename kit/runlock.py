@@ -1,9 +1,9 @@
 """One writer per folder: the lock every command that writes a cache or a run takes on it, and what readers see of it.
 
 `kit prepare` takes it on its cache; `kit train` (folds, --resume, --full, --member; --sweep on each of its runs),
-`kit cv` and `kit kaggle train` / `kit kaggle cancel` on the run; `kit export` on its output folder. A second writer
-of the same folder is refused in one line that names the command holding it, its PID and start time, and touches
-nothing. Readers (`kit runs`, `kit report`, `kit kaggle status`, `kit evaluate`) never take the lock: they read
+`kit cv` and `kit kaggle train` / `kit kaggle cancel` on the run; `kit export` on its output folder; `kit demo` on
+its folder. A second writer of the same folder is refused in one line that names the command holding it, its PID and
+start time, and touches nothing. Readers (`kit runs`, `kit report`, `kit kaggle status`, `kit evaluate`) never take the lock: they read
 who holds it (`holder`) and say that the folder is still being written.
 
 The lock is flock(2) on FOLDER/.lock, which holds the holder's record (JSON: pid, command, command line, start
