@@ -432,8 +432,10 @@ def _json(path: Path, notes: list[str]) -> dict | None:
         return None
     except runfiles.Damaged as err:
         member = path.parent.parent if path.parent.name == "backup" else path.parent  # a fold's or full fit's file?
-        fix = runfiles.member_fix(member) if member.name[:4] in ("fold", "full") and member.name[4:].isdigit() \
-            else f"{path.name} is as the kit wrote it no more"
+        run = member.parent if member.name == "export" else member
+        fix = (runfiles.member_fix(member) if member.name[:4] in ("fold", "full") and member.name[4:].isdigit()
+               else {"cv.json": f"kit cv {run} writes it again", "export.json": f"kit export {run} writes it again"}
+               .get(path.name, "restore it"))
         notes.append(f"{path.parent.name}/{path.name}: damaged ({err.problem}): {fix}")
     except OSError as err:
         notes.append(f"{path.parent.name}/{path.name}: unreadable ({err})")
