@@ -225,9 +225,13 @@ def load(path: Path) -> Config:
     if not path.is_file():
         raise KitError(f"{path}: no such config file")
     try:
-        return from_dict(json.loads(path.read_text()))
-    except json.JSONDecodeError as err:
-        raise KitError(f"{path}: not valid JSON ({err})")
+        data = json.loads(path.read_bytes())
+    except ValueError as err:  # cut short, NUL bytes, not text: one line, and where a copy is (kit.runfiles)
+        raise KitError(f"{path}: damaged, not valid JSON ({err}): restore it (in a run, each fold*/config.json holds "
+                       "the run's config)") from None
+    if not isinstance(data, dict):
+        raise KitError(f"{path}: a JSON {type(data).__name__}, not a config the kit wrote")
+    return from_dict(data)
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:

@@ -31,7 +31,8 @@ def test_demo_runs_end_to_end_and_its_submission_scores(tmp_path):
 
 
 def test_demo_replaces_its_own_folder_and_refuses_others(tmp_path):
-    """A re-run replaces a folder kit demo wrote; a folder it did not write is never touched."""
+    """A re-run replaces a folder kit demo wrote; a folder it did not write is never touched, nor one that another
+    kit demo is writing."""
     demo = tmp_path / "demo"
     _fresh_folder(demo)
     (demo / "old.txt").write_text("from the last run")
@@ -45,3 +46,14 @@ def test_demo_replaces_its_own_folder_and_refuses_others(tmp_path):
     assert (mine / "notes.txt").read_text() == "keep me"
     result = runner.invoke(app, ["demo", "--out", str(mine)])
     assert result.exit_code == 1 and result.output.startswith("Error: ")
+    from tests.test_runlock import hold
+
+    running = hold(demo, "kit demo")  # a demo running in another terminal: a second one deletes nothing
+    try:
+        (demo / "old.txt").write_text("the running demo's")
+        second = runner.invoke(app, ["demo", "--out", str(demo)])
+        assert second.exit_code == 1 and second.output.startswith(f"Error: {demo}: kit demo (PID {running.pid}")
+        assert (demo / "old.txt").is_file()
+    finally:
+        running.kill()
+        running.wait()

@@ -15,7 +15,8 @@ KIT = Path(__file__).resolve().parents[1] / "kit"
 # The stack, bottom first. A module belongs to the entry naming it or its package; entries of one layer may import
 # each other's modules (without a loop). The first layer is the shared core: kit's own top-level modules.
 LAYERS = (
-    ("kit", "kit.config", "kit.recipes", "kit.errors", "kit.progress", "kit.quiet", "kit.model_names", "kit.assets"),
+    ("kit", "kit.config", "kit.recipes", "kit.errors", "kit.progress", "kit.quiet", "kit.model_names", "kit.assets",
+     "kit.runlock", "kit.runfiles"),
     ("kit.data",),
     ("kit.capture",),
     ("kit.preprocessing",),

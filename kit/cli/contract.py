@@ -40,6 +40,10 @@ def export(
     Example: kit export --models runs/llama/fold0 --models runs/conv --out exports/mix
     Example (kit\\[mlflow] extra): kit export runs/base --track mlflow
     """
+    from kit.runlock import check_free
+
+    if out or run_dir:  # another kit export writing the same folder: refused before TensorFlow loads
+        check_free(out or run_dir / "export", "export")
     from kit.seeing import track as tracking
     from kit.contract.export import export as run_export
 

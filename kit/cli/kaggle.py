@@ -109,6 +109,10 @@ def kaggle_train(
     Example: kit kaggle train --full --from-cv runs/k5 --seeds 2
     Example: kit kaggle train --resume runs/k5
     """
+    from kit.runlock import check_free
+
+    if resume or out or from_cv:  # another kit kaggle train following this run: refused before the imports
+        check_free(resume or out or from_cv, "run")
     from kit import config as config_mod
     from kit.kaggle import api as kaggle_api
     from kit.kaggle import plan as kaggle_plan

@@ -66,6 +66,10 @@ def train(
     overrides = shortcuts + list(set_ or [])
     if resume is None:  # a bad --set, --config or model name fails here, in a moment, before TensorFlow loads
         _check_model_name(config_mod.apply_overrides(_base_config(config, recipe), overrides))
+    if not sweep:  # a run another command writes: refused here too, in a moment, before TensorFlow loads
+        from kit.runlock import check_free
+
+        check_free(resume or out or (from_cv if full else None) or Path("runs/run"), "run")
     from kit.training import full as full_fits
     from kit.training import sweep as sweeps
     from kit.seeing import track as tracking

@@ -18,7 +18,8 @@ import pandas as pd
 from kit.contract import tflite
 from kit.errors import KitError
 from kit.data.landmarks import N_CLASSES, N_LANDMARKS, SIGN_MAP_NAME
-from kit.progress import track
+from kit.progress import say, track
+from kit.runlock import holder
 from kit.contract.quality import leak_warning
 
 
@@ -77,9 +78,21 @@ def read_labels(data_dir: Path, participants: list[int] | None = None, limit: in
     return rows
 
 
+def say_writers(model_path: Path) -> None:
+    """A note for each folder of the model (its export folder, its run) that a command is writing now: the model
+    is scored as it is at this moment (kit.runlock)."""
+    file = tflite.model_file(model_path)
+    folders = [file.parent] + ([file.parent.parent] if file.parent.name == "export" else [])
+    for folder in folders:
+        writer = holder(folder)
+        if writer:
+            say(f"note: {folder} is still being written by {writer}: scoring {file} as it is now")
+
+
 def evaluate(model_path: Path, data_dir: Path, participants: list[int] | None = None,
              limit: int | None = None, threads: int = 1) -> EvalResult:
     """Run `model_path` (a .tflite or submission.zip) over the chosen train.csv rows and score it."""
+    say_writers(model_path)
     model = tflite.read_model(model_path)
     rows = read_labels(data_dir, participants, limit)
     # Timed on the kernels the export's latency gate judges (tflite.SCORER_KERNELS), so both report one number.

@@ -30,6 +30,8 @@ from kit.data.landmarks import N_LANDMARKS
 from kit.preprocessing.preprocess import preprocess
 from kit.progress import plural, say
 from kit.contract.quality import run_quality, trained_signers
+from kit import runfiles
+from kit.runlock import holder, writing
 from kit.seeing.report import report_or_warn
 from kit.training.train import load_fold_model
 
@@ -72,7 +74,7 @@ def member_info(model_dir: Path) -> dict:
     path = Path(model_dir) / "metrics.json"
     if not path.is_file():
         return {"path": str(model_dir), "validated": False, "trained_on": "unknown (no metrics.json)"}
-    metrics = json.loads(path.read_text())
+    metrics = runfiles.read_metrics(model_dir)
     if metrics.get("validated", True) and "val_accuracy" in metrics:
         return {"path": str(model_dir), "validated": True, "trained_on": "every signer but its fold's",
                 "fold": metrics.get("fold"), "val_accuracy": metrics["val_accuracy"]}
@@ -114,7 +116,7 @@ def pick_models(run_dir: Path, top: int | None) -> list[Path]:
     top = DEFAULT_TOP if top is None else top
     scored = []
     for metrics in sorted(Path(run_dir).glob("fold*/metrics.json")):
-        scored.append((json.loads(metrics.read_text())["val_accuracy"], metrics.parent))
+        scored.append((runfiles.read_metrics(metrics.parent)["val_accuracy"], metrics.parent))
     if not scored:
         raise KitError(f"{run_dir}: no finished fold (fold*/metrics.json); run kit train first")
     if len(scored) < top:
@@ -128,7 +130,7 @@ def left_out(run_dir: Path, picked: list[Path], top: int) -> list[str]:
     out = []
     for metrics in sorted(Path(run_dir).glob("fold*/metrics.json")):
         if metrics.parent not in kept:
-            accuracy = json.loads(metrics.read_text()).get("val_accuracy")
+            accuracy = runfiles.read_metrics(metrics.parent).get("val_accuracy")
             out.append(f"{metrics.parent}: accuracy {accuracy:.3f} on its unseen signers, not among the "
                        f"{plural(len(kept), 'best fold')} --top {top} keeps" if accuracy is not None
                        else f"{metrics.parent}: no validation accuracy")
@@ -256,38 +258,42 @@ def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path
             raise KitError("--out is needed when the models come only from --models")
         out_dir = Path(run_dir) / "export"
     out_dir = Path(out_dir)
-    signs = member_signs(fold_dirs)
-    say(f"exporting {plural(len(fold_dirs), 'model')}: {', '.join(map(str, fold_dirs))}")
-    ensemble = load_ensemble(fold_dirs)
-    model = convert(ensemble, fp16=fp16)
-    say("checking the Kaggle contract (signature, ops, size, finiteness, latency, parity)")
-    gates = check_model(model, reference=ensemble.reference, fp16=fp16, size_limit_mb=max_mb,
-                        max_lens=ensemble.max_lens, budget_ms=budget_ms, members=len(fold_dirs),
-                        n_classes=len(signs))
-    gates.append(vocabulary_gate(signs))
-    competition = gates[-1].ok
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "model.tflite").write_bytes(model)
-    vocabulary.write_map(out_dir, signs)  # beside the model: the names of its outputs, for kit predict
-    (out_dir / "submission.zip").unlink(missing_ok=True)  # never leave an older zip beside a newer model
-    failed = failures(gates)
-    members = [{**member_info(d), "participants": trained_signers(d)} for d in fold_dirs]  # for evaluate's leak check
-    (out_dir / "export.json").write_text(json.dumps({
-        "models": [str(d) for d in fold_dirs], "members": members, "fp16": fp16, "size_bytes": len(model),
-        "forced": force, "passed": not failed, "n_signs": len(signs), "competition": competition,
-        "gates": [g.to_dict() for g in gates],
-    }, indent=2) + "\n")
-    if run_dir is not None and (Path(run_dir) / "report.html").is_file() \
-            and out_dir.resolve() == (Path(run_dir) / "export").resolve():
-        report_or_warn(run_dir)  # the run's page (kit train wrote it) now shows these gates
-    if failed and not force:
-        raise KitError(f"export gate {failed[0].name!r} failed: {failed[0].detail} "
-                       f"(model.tflite and export.json are in {out_dir}; --force writes submission.zip anyway)")
-    if competition:  # a model of your own signs is no submission: model.tflite and its map are the export
-        with zipfile.ZipFile(out_dir / "submission.zip", "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("model.tflite", model)
-    dropped = left_out(run_dir, fold_dirs, top or DEFAULT_TOP) if run_dir is not None and not models and not full_members(run_dir) \
-        else []
-    quality = str(run_quality(run_dir)) if run_dir is not None else ""
-    return ExportResult(out_dir, [str(d) for d in fold_dirs], len(model), gates, force, members, competition, dropped,
-                        quality)
+    if run_dir is not None and (writer := holder(run_dir)):
+        say(f"note: {run_dir} is still being written by {writer}: this export takes the models finished so far")
+    with writing(out_dir, "kit export", "export"):  # one writer per export folder; the run itself is only read
+        signs = member_signs(fold_dirs)
+        say(f"exporting {plural(len(fold_dirs), 'model')}: {', '.join(map(str, fold_dirs))}")
+        ensemble = load_ensemble(fold_dirs)
+        model = convert(ensemble, fp16=fp16)
+        say("checking the Kaggle contract (signature, ops, size, finiteness, latency, parity)")
+        gates = check_model(model, reference=ensemble.reference, fp16=fp16, size_limit_mb=max_mb,
+                            max_lens=ensemble.max_lens, budget_ms=budget_ms, members=len(fold_dirs),
+                            n_classes=len(signs))
+        gates.append(vocabulary_gate(signs))
+        competition = gates[-1].ok
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "model.tflite").write_bytes(model)
+        vocabulary.write_map(out_dir, signs)  # beside the model: the names of its outputs, for kit predict
+        (out_dir / "submission.zip").unlink(missing_ok=True)  # never leave an older zip beside a newer model
+        failed = failures(gates)
+        # for evaluate's leak check
+        members = [{**member_info(d), "participants": trained_signers(d)} for d in fold_dirs]
+        (out_dir / "export.json").write_text(json.dumps({
+            "models": [str(d) for d in fold_dirs], "members": members, "fp16": fp16, "size_bytes": len(model),
+            "forced": force, "passed": not failed, "n_signs": len(signs), "competition": competition,
+            "gates": [g.to_dict() for g in gates],
+        }, indent=2) + "\n")
+        if run_dir is not None and (Path(run_dir) / "report.html").is_file() \
+                and out_dir.resolve() == (Path(run_dir) / "export").resolve():
+            report_or_warn(run_dir)  # the run's page (kit train wrote it) now shows these gates
+        if failed and not force:
+            raise KitError(f"export gate {failed[0].name!r} failed: {failed[0].detail} "
+                           f"(model.tflite and export.json are in {out_dir}; --force writes submission.zip anyway)")
+        if competition:  # a model of your own signs is no submission: model.tflite and its map are the export
+            with zipfile.ZipFile(out_dir / "submission.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr("model.tflite", model)
+        dropped = left_out(run_dir, fold_dirs, top or DEFAULT_TOP) \
+            if run_dir is not None and not models and not full_members(run_dir) else []
+        quality = str(run_quality(run_dir)) if run_dir is not None else ""
+        return ExportResult(out_dir, [str(d) for d in fold_dirs], len(model), gates, force, members, competition,
+                            dropped, quality)

@@ -39,6 +39,7 @@ from kit.data.cache import (BAD_FILES, DTYPE, FRAME_BYTES, CachedFile, ShardWrit
 from kit.errors import BadFile, KitError
 from kit.data.parquet import read_landmarks
 from kit.progress import track
+from kit.runlock import writing
 
 TRAIN_CSV = "train.csv"
 SIGN_MAP = "sign_to_prediction_index_map.json"
@@ -121,7 +122,7 @@ def build_cache(data: str | os.PathLike, cache: str | os.PathLike, *, workers: i
     selected = select_rows(read_train_csv(data / TRAIN_CSV), participants, limit, data / TRAIN_CSV)
     signs = read_sign_map(data / SIGN_MAP)
     _make_dir(cache)
-    with _locked(cache):
+    with writing(cache, "kit prepare", "cache"):  # a second prepare would delete this one's temp files
         rows, bad = check_rows(data, selected, signs, skip_bad)
         shards = committed_shards(cache)
         cached = _newest(shards)
@@ -382,19 +383,3 @@ def _make_dir(cache: Path) -> None:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise KitError(f"{cache}: cannot create the cache folder ({err.strerror or err}): pass another --cache")
-
-
-@contextlib.contextmanager
-def _locked(cache: Path) -> Iterator[None]:
-    """One `kit prepare` per cache at a time: a second would delete the first one's temp files."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; two runs on one cache there are the user's to avoid
-        yield
-        return
-    with open(cache / ".lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise KitError(f"{cache}: another kit prepare is writing this cache: wait for it to finish") from None
-        yield  # the lock goes with the file descriptor, also when the process is killed

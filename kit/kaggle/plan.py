@@ -17,6 +17,7 @@ from pathlib import Path
 from kit import config as config_mod
 from kit.kaggle import wheel
 from kit.config import Config
+from kit import runfiles
 from kit.errors import KitError
 from kit.kaggle.api import COMPETITION
 
@@ -165,7 +166,13 @@ def state_path(run_dir: Path, kind: str = "fold") -> Path:
 
 
 def load_state(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """A run's Kaggle state ({} before the first start); damaged, one line with what to do."""
+    if not path.is_file():
+        return {}
+    run_dir = path.parents[2] if path.parent.name == "full" else path.parents[1]  # RUN/kaggle[/full]/state.json
+    return runfiles.read_json(path, f"restore it from a copy, or delete it and start again with kit kaggle train "
+                                    f"--out {run_dir} (kernels it pushed are not followed then: see "
+                                    "https://www.kaggle.com/code)")
 
 
 def save_state(path: Path, state: dict) -> None:

@@ -34,6 +34,7 @@ from kit.kaggle.output import MANIFEST, download_bytes, download_file, target_pa
 from kit.kaggle.plan import (ACCELERATORS, KINDS, Plan, check_run_config, init_state, load_state, remaining_folds,
                              render_dataset, render_kernel, save_state, state_path)
 from kit.progress import say
+from kit.runlock import holder, writing
 
 ACTIVE = ("queued", "running", "new_script", "cancel_requested")  # a session that may still train
 BUSY = re.compile(r"maximum .*session|too many .*session|concurrent", re.I)  # Kaggle's "no free session"
@@ -55,24 +56,25 @@ def train_on_kaggle(plan: Plan, *, dry_run: bool = False, wait: bool = True, pol
                     max_wait_seconds: float = 13 * 3600.0) -> Report:
     """See the module docstring. `dry_run` renders everything and sends nothing; `wait=False` does what can be
     done now (upload, push, download what finished) and returns."""
-    check_run_config(plan, write=False)  # written with the state below, once the credentials are known to exist
-    if dry_run:
+    with writing(plan.run_dir, "kit kaggle train", "run"):  # one follower per run: never two pushing its kernels
+        check_run_config(plan, write=False)  # written with the state below, once the credentials are known to exist
+        if dry_run:
+            state = init_state(plan)
+            _render(plan, state)
+            return _dry_run(plan, state)
+        creds = kaggle_api.require_credentials()
+        api = kaggle_api.client(creds)
+        plan = dataclasses.replace(plan, owner=api.config_values["username"])
         state = init_state(plan)
+        if state.setdefault("owner", plan.owner) != plan.owner:
+            raise KitError(f"{plan.run_dir} trains in {state['owner']}'s Kaggle kernels, but the credentials from "
+                           f"{creds.source} are {plan.owner}'s: use {state['owner']}'s, or a new --out")
         _render(plan, state)
-        return _dry_run(plan, state)
-    creds = kaggle_api.require_credentials()
-    api = kaggle_api.client(creds)
-    plan = dataclasses.replace(plan, owner=api.config_values["username"])
-    state = init_state(plan)
-    if state.setdefault("owner", plan.owner) != plan.owner:
-        raise KitError(f"{plan.run_dir} trains in {state['owner']}'s Kaggle kernels, but the credentials from "
-                       f"{creds.source} are {plan.owner}'s: use {state['owner']}'s, or a new --out")
-    _render(plan, state)
-    check_run_config(plan)
-    save_state(plan.state_path, state)
-    session = _Session(api, creds, plan, state, wait, poll_seconds, max_wait_seconds)
-    session.go()
-    return session.report
+        check_run_config(plan)
+        save_state(plan.state_path, state)
+        session = _Session(api, creds, plan, state, wait, poll_seconds, max_wait_seconds)
+        session.go()
+        return session.report
 
 
 def _render(plan: Plan, state: dict) -> None:
@@ -436,6 +438,9 @@ def status(run_dir: Path) -> Report:
     for running ones), what exists only inside its session, and the week's quota."""
     states, api, creds, owner = _open(run_dir)
     report = Report()
+    writer = holder(run_dir)  # kit kaggle train following the run: it keeps the state; this only reads it
+    if writer:
+        report.add(f"{run_dir} is being written by {writer}: the states below are live from Kaggle, not saved")
     for path, state in states:
         for slug, group in state["groups"].items():
             ref = f"{owner}/{slug}"
@@ -451,7 +456,8 @@ def status(run_dir: Path) -> Report:
             inside = only_in_session(run_dir, state, group)
             if inside:
                 report.add(f"  {inside}")
-        save_state(path, state)
+        if not writer:
+            save_state(path, state)
     try:
         used = kaggle_api.call(lambda: kaggle_api.quota(api), "reading your accelerator quota", creds)
         report.add("quota this week: " + ", ".join(f"{name.upper()} {u:.1f} of {a:.0f} h used, {a - u:.1f} h left"
@@ -468,6 +474,11 @@ def cancel(run_dir: Path, confirm: Callable[[str], bool] | None = None) -> Repor
     with it), and `confirm` is asked with that list (None: no question, as --yes). After each delete Kaggle is
     asked again: a session it still reports running (as kaggle-cli issue 937 saw after a delete) is said out loud.
     """
+    with writing(run_dir, "kit kaggle cancel", "run"):  # kit kaggle train following it would push them again
+        return _cancel(run_dir, confirm)
+
+
+def _cancel(run_dir: Path, confirm: Callable[[str], bool] | None) -> Report:
     states, api, creds, owner = _open(run_dir)
     report = Report()
     doomed = []  # (state file, state, slug, group)

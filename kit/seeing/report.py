@@ -12,16 +12,18 @@ as it is.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
 import os
+import time
 from pathlib import Path
 
 from kit.config import flatten
 from kit.errors import KitError
+from kit import runfiles
 from kit.progress import say
+from kit.runlock import holder
 
 REPORT = "report.html"
 DPI = 90
@@ -55,6 +57,11 @@ def write_report(run_dir: str | os.PathLike) -> Path:
         raise KitError(f"{run_dir}: nothing to report (no fold*/history.csv, full*/history.csv or cv.json): "
                        "run kit train first")
     body = [f"<h1>Run {_e(run_dir.name)}</h1>", f"<p class='note'>{_e(str(run_dir.resolve()))}</p>"]
+    writer = holder(run_dir)
+    if writer:
+        say(f"note: {run_dir} is still being written by {writer}: the report shows it as it is now")
+        body.append(f"<p class='note'>Still being written by {_e(writer)}: this page shows it as it was at "
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S')}.</p>")
     body += _settings_section(run_dir / "config.json")
     body += _cv_section(run_dir, cv_path)
     body += _full_section(run_dir)
@@ -65,7 +72,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
             f"<title>kit report: {_e(run_dir.name)}</title><style>{_CSS}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
     out = run_dir / REPORT
-    out.write_text(page, encoding="utf-8")
+    runfiles.write_text(out, page)  # whole or not at all: kit train and kit report may both write it
     return out
 
 
@@ -107,13 +114,9 @@ def _img(fig, alt: str) -> str:
 
 def read_history(path: Path) -> dict[str, list[float]]:
     """history.csv as columns of floats (epoch, accuracy, loss, learning_rate?, val_accuracy, val_loss); NaN where
-    a value is missing."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return {}
-    # NA: Keras' CSVLogger fills the val_ columns of a run without validation (a full fit) with it
-    return {key: [float(r[key]) if r[key] not in ("", None, "NA") else float("nan") for r in rows] for key in rows[0]}
+    a value is missing; {} before the first epoch. A damaged one raises kit.runfiles.Damaged, naming the fix."""
+    history = runfiles.read_history(path, runfiles.member_fix(Path(path).parent))
+    return history if any(history.values()) else {}
 
 
 def _curves_section(histories: dict[str, Path]) -> list[str]:
@@ -124,7 +127,11 @@ def _curves_section(histories: dict[str, Path]) -> list[str]:
     if not histories:
         return out + ["<p class='note'>No fold*/history.csv in this run.</p>"]
     for label, path in histories.items():
-        history = read_history(path)
+        try:
+            history = read_history(path)
+        except runfiles.Damaged as err:
+            out += _damaged(err)
+            continue
         if not history:
             out.append(f"<p class='note'>{_e(label)}: {_e(path)} holds no epoch yet.</p>")
             continue
@@ -157,13 +164,20 @@ def _cv_section(run_dir: Path, cv_path: Path) -> list[str]:
     if not cv_path.is_file():
         return out + [f"<p class='note'>No cv.json yet: run <code>kit cv {_e(run_dir)}</code> once a fold has "
                       "finished.</p>"]
-    cv = json.loads(cv_path.read_text())
+    try:
+        cv = runfiles.read_json(cv_path, f"kit cv {run_dir} writes it again from the folds")
+    except runfiles.Damaged as err:
+        return out + _damaged(err)
     out.append(f"<p>Out-of-fold accuracy <b>{cv['oof_accuracy']:.4f}</b> over {cv['n_sequences']} sequences "
                f"(chance {cv['chance']:.4f}).</p>")
     folds = []
     for k, acc in sorted(cv.get("fold_accuracy", {}).items(), key=lambda item: int(item[0])):
         metrics = run_dir / f"fold{k}" / "metrics.json"
-        best = json.loads(metrics.read_text()).get("best_epoch", "-") if metrics.is_file() else "-"
+        try:
+            best = runfiles.read_metrics(metrics.parent).get("best_epoch", "-") if metrics.is_file() else "-"
+        except runfiles.Damaged as err:
+            best = "-"
+            out += _damaged(err)
         folds.append([k, f"{acc:.4f}", best])
     out.append(_table(["fold", "accuracy", "best epoch"], folds))
     out += _participant_plot(cv.get("participant_accuracy", {}))
@@ -187,11 +201,15 @@ def _cv_section(run_dir: Path, cv_path: Path) -> list[str]:
 
 def _full_section(run_dir: Path) -> list[str]:
     """The full fits on every signer (kit train --full): finished or not, with seed and epochs."""
-    rows = []
+    rows, damaged = [], []
     for member in sorted((p for p in run_dir.glob("full*") if p.name[4:].isdigit()), key=lambda p: int(p.name[4:])):
         metrics = member / "metrics.json"
-        if metrics.is_file():
-            m = json.loads(metrics.read_text())
+        try:
+            m = runfiles.read_metrics(member) if metrics.is_file() else None
+        except runfiles.Damaged as err:
+            m = None
+            damaged += _damaged(err)
+        if m is not None:
             rows.append([member.name, m.get("seed", "-"), m.get("epochs", "-"), m.get("train_sequences", "-"),
                          m.get("seconds", "-"), "finished"])
         else:
@@ -201,7 +219,7 @@ def _full_section(run_dir: Path) -> list[str]:
     return ["<h2>Full fits on every signer</h2>",
             "<p class='note'>Trained on every signer for a fixed epoch count, keeping the last epoch: not validated "
             "on unseen signers (no signer was held out). kit export prefers them to the folds.</p>",
-            _table(["model", "seed", "epochs", "training sequences", "seconds", "state"], rows)]
+            _table(["model", "seed", "epochs", "training sequences", "seconds", "state"], rows)] + damaged
 
 
 def _participant_plot(accuracy: dict[str, float]) -> list[str]:
@@ -225,7 +243,10 @@ def _export_section(run_dir: Path, export_path: Path) -> list[str]:
     if not export_path.is_file():
         return out + [f"<p class='note'>Not exported yet: <code>kit export {_e(run_dir)}</code> writes "
                       f"{_e(export_path)}.</p>"]
-    info = json.loads(export_path.read_text())
+    try:
+        info = runfiles.read_json(export_path, f"kit export {run_dir} writes it again")
+    except runfiles.Damaged as err:
+        return out + _damaged(err)
     gates = info.get("gates", [])
     by_name = {g["name"]: g for g in gates}
     verdict = "<span class='ok'>all gates passed</span>" if info.get("passed") else "<span class='fail'>a gate failed</span>"
@@ -265,7 +286,10 @@ def _settings_section(config_path: Path) -> list[str]:
     """The model and the key settings at the top of the page (the whole config is at its end)."""
     if not config_path.is_file():
         return []
-    flat = flatten(json.loads(config_path.read_text()))
+    try:
+        flat = flatten(runfiles.read_json(config_path, "restore it: each fold*/config.json holds the run's config"))
+    except runfiles.Damaged as err:
+        return _damaged(err)
     rows = [["model", flat.get("model.name", "-")]] + [[k, flat[k]] for k in KEY_SETTINGS if k in flat]
     rows += [[k, v] for k, v in flat.items() if k.startswith("model.") and k not in ("model.name",)]
     return ["<h2>Model and key settings</h2>", _table(["setting", "value"], rows)]
@@ -274,4 +298,10 @@ def _settings_section(config_path: Path) -> list[str]:
 def _config_section(config_path: Path) -> list[str]:
     if not config_path.is_file():
         return []
-    return ["<h2>Config</h2>", f"<pre>{_e(config_path.read_text())}</pre>"]
+    return ["<h2>Config</h2>", f"<pre>{_e(config_path.read_bytes().decode(errors='replace'))}</pre>"]
+
+
+def _damaged(err: Exception) -> list[str]:
+    """A damaged file of the run: a warning line, and a note in its section; the rest of the page is kept."""
+    say(f"warning: {err}")
+    return [f"<p class='fail'>{_e(err)}</p>"]

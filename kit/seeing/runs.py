@@ -26,6 +26,9 @@ from kit import config as config_mod
 from kit.config import flatten
 from kit.errors import KitError
 from kit.data.landmarks import N_CLASSES
+from kit import runfiles
+from kit.runfiles import Damaged
+from kit.runlock import holder
 from kit.seeing.report import judged_latency
 
 DEFAULT_ROOT = Path("runs")
@@ -53,6 +56,7 @@ class Run:
     notes: list[str] = field(default_factory=list)
     changes: dict[str, Any] = field(default_factory=dict)
     on_kaggle: dict[str, str] = field(default_factory=dict)  # "folds 3,4" -> "running": kernels not yet back
+    writer: str | None = None  # "kit train, PID 4321": the command writing the run now (kit.runlock), if any
 
     @property
     def recipe(self) -> str:
@@ -94,7 +98,9 @@ class Run:
     def state(self) -> str:
         if self.unfinished:
             where = ", ".join(f"{name} at {progress}" for name, progress in self.unfinished.items())
-            state = f"unfinished: {where}"
+            state = f"{'being written' if self.writer else 'unfinished'}: {where}"
+        elif self.writer:
+            state = "being written"
         elif self.on_kaggle:
             state = "on Kaggle: " + ", ".join(f"{folds} {status}" for folds, status in self.on_kaggle.items())
         elif self.n_folds and len(self.folds) < self.n_folds:
@@ -107,7 +113,7 @@ class Run:
             state += f", {len(self.full)} full fit" + ("s" if len(self.full) > 1 else "")
         if self.export and not self.export["passed"]:
             state += f"; export failed ({', '.join(self.export['failed']) or 'gates'})"
-        return state
+        return state + (f" ({self.writer})" if self.writer else "")
 
     def to_dict(self) -> dict:
         return {"name": self.name, "path": str(self.path), "state": self.state, "recipe": self.recipe,
@@ -116,7 +122,7 @@ class Run:
                 "n_folds": self.n_folds, "folds_finished": len(self.folds),
                 "best_epochs": {str(k): v for k, v in self.best_epochs.items()}, "full_fits": len(self.full),
                 "train_seconds": self.train_seconds, "devices": self.devices, "unfinished": self.unfinished, "export": self.export,
-                "notes": self.notes, "on_kaggle": self.on_kaggle,
+                "notes": self.notes, "on_kaggle": self.on_kaggle, "writer": self.writer,
                 "mlflow": _json(self.path / "mlflow.json", []),  # kit.seeing.track.RECORD
                 "config": self.config}
 
@@ -176,6 +182,8 @@ def read_run(path: Path, name: str | None = None) -> Run:
             metrics = _json(d / "metrics.json", notes)
             if metrics is not None and (kind == "full" or "val_accuracy" in metrics):
                 finished[int(d.name[4:])] = metrics
+            elif (d / "metrics.json").is_file():
+                unfinished[d.name] = "its end (metrics.json damaged)"
             else:
                 unfinished[d.name] = _progress(d, notes)
     # the fold count: run.json's (kit train), folds.csv's, or that of kit kaggle train's state
@@ -191,7 +199,11 @@ def read_run(path: Path, name: str | None = None) -> Run:
     if run.on_kaggle:
         notes.append(f"see kit kaggle status {path}; kit kaggle train --resume {path} brings finished folds back")
     run.cv_accuracy = _cv_accuracy(run, _json(path / "cv.json", notes))
-    if unfinished:
+    writer = holder(path)
+    if writer:
+        run.writer = f"{writer.command}, PID {writer.pid}"
+        notes.append(f"still being written by {writer}: its numbers are those of the moment")
+    elif unfinished:
         notes.append(f"continue it with kit train --resume {path}")
     return run
 
@@ -353,7 +365,9 @@ def validation_curves(run: Run) -> dict[str, tuple[list[int], list[float], list[
             continue
         try:
             per_fold.append(read_history(d / "history.csv"))
-        except (OSError, ValueError, KeyError) as err:
+        except Damaged as err:
+            run.notes.append(f"{d.name}/history.csv: damaged ({err.problem}): {err.fix}")
+        except OSError as err:
             run.notes.append(f"{d.name}/history.csv: unreadable ({err})")
     curves = {}
     for key in ("val_accuracy", "val_loss"):
@@ -410,19 +424,22 @@ def _numbered(path: Path, kind: str) -> list[Path]:
 
 
 def _json(path: Path, notes: list[str]) -> dict | None:
-    """A JSON object file's content; None when missing, or (with a note) when unreadable, e.g. cut short by a
-    kill."""
+    """A JSON object file's content; None when missing, or (with a note naming the fix, kit.runfiles) when damaged,
+    e.g. cut short by a kill."""
     try:
-        data = json.loads(path.read_text())
+        return runfiles.read_json(path, "")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as err:
-        notes.append(f"{path.parent.name}/{path.name}: unreadable ({type(err).__name__}: {err})")
-        return None
-    if not isinstance(data, dict):
-        notes.append(f"{path.parent.name}/{path.name}: not a JSON object, left out")
-        return None
-    return data
+    except runfiles.Damaged as err:
+        member = path.parent.parent if path.parent.name == "backup" else path.parent  # a fold's or full fit's file?
+        run = member.parent if member.name == "export" else member
+        fix = (runfiles.member_fix(member) if member.name[:4] in ("fold", "full") and member.name[4:].isdigit()
+               else {"cv.json": f"kit cv {run} writes it again", "export.json": f"kit export {run} writes it again"}
+               .get(path.name, "restore it"))
+        notes.append(f"{path.parent.name}/{path.name}: damaged ({err.problem}): {fix}")
+    except OSError as err:
+        notes.append(f"{path.parent.name}/{path.name}: unreadable ({err})")
+    return None
 
 
 def _read_config(path: Path, notes: list[str]) -> dict[str, Any]:
@@ -450,7 +467,7 @@ def _progress(d: Path, notes: list[str]) -> str:
         done = int(state["epoch"])
     else:
         history = d / "history.csv"
-        done = max(0, len(history.read_text().splitlines()) - 1) if history.is_file() else 0
+        done = max(0, len(history.read_bytes().splitlines()) - 1) if history.is_file() else 0
     config = _json(d / "config.json", notes) or {}
     total = (config.get("train") or {}).get("epochs")
     return f"epoch {done}" + (f" of {total}" if total else "")

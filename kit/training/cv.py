@@ -7,6 +7,7 @@ Full fits on every signer (RUN/full*, kit train --full) hold no signer out, so t
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import numpy as np
 
 from kit.errors import KitError
 from kit.data.vocabulary import run_signs
+from kit.runfiles import Damaged, read_json, retrain_fix
+from kit.runlock import writing
 
 N_CONFUSED = 15  # sign pairs listed in report.md
 
@@ -51,9 +54,26 @@ def load_oof(run_dir: Path) -> dict[int, dict[str, np.ndarray]]:
         raise KitError(f"{run_dir}: no finished fold (fold*/oof.npz); run kit train first")
     out = {}
     for path in parts:
-        with np.load(path) as oof:
-            out[int(path.parent.name[4:])] = {key: oof[key] for key in oof.files}
+        out[int(path.parent.name[4:])] = _read_oof(path)
     return out
+
+
+OOF_KEYS = ("sequence_ids", "participant_ids", "labels", "probs")  # what kit.training.train writes
+
+
+def _read_oof(path: Path) -> dict[str, np.ndarray]:
+    """One fold's oof.npz; one that is cut short, not an npz or not as kit train wrote it is Damaged, naming the fix."""
+    try:
+        with np.load(path, allow_pickle=False) as oof:
+            found = {key: oof[key] for key in oof.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise Damaged(path, f"not a readable npz: {type(err).__name__}: {err}", retrain_fix(path.parent)) from None
+    missing = [key for key in OOF_KEYS if key not in found]
+    n = {len(found[key]) for key in OOF_KEYS if key in found}
+    if missing or len(n) > 1 or found["probs"].ndim != 2:
+        raise Damaged(path, f"missing {', '.join(missing)}" if missing else "arrays of different lengths",
+                      retrain_fix(path.parent))
+    return found
 
 
 def confused_pairs(labels: np.ndarray, predicted: np.ndarray, n: int = N_CONFUSED) -> list[tuple[int, int, int]]:
@@ -67,6 +87,11 @@ def confused_pairs(labels: np.ndarray, predicted: np.ndarray, n: int = N_CONFUSE
 def summarize(run_dir: Path) -> CVResult:
     """Merge the folds present in `run_dir` into cv.json and report.md."""
     run_dir = Path(run_dir)
+    with writing(run_dir, "kit cv", "run"):  # free inside kit train, which holds its run already
+        return _summarize(run_dir)
+
+
+def _summarize(run_dir: Path) -> CVResult:
     folds = load_oof(run_dir)
     labels = np.concatenate([f["labels"] for f in folds.values()])
     predicted = np.concatenate([f["probs"].argmax(-1) for f in folds.values()])
@@ -75,8 +100,9 @@ def summarize(run_dir: Path) -> CVResult:
     fold_acc = {k: float((f["probs"].argmax(-1) == f["labels"]).mean()) for k, f in folds.items()}
     per_participant = {str(p): float(hits[participants == p].mean()) for p in np.unique(participants)}
     # chance: guessing uniformly among the signs that occur (the data may hold fewer than 250)
-    n_folds = next((json.loads(meta.read_text()).get("n_folds") for meta in  # kit train's, or kit kaggle train's
-                    (run_dir / "run.json", run_dir / "kaggle" / "state.json") if meta.is_file()), None)
+    n_folds = next((read_json(meta, f"delete it, then give again the command that started {run_dir}").get("n_folds")
+                    for meta in (run_dir / "run.json", run_dir / "kaggle" / "state.json")  # kit train's, kaggle's
+                    if meta.is_file()), None)
     result = CVResult(run_dir, fold_acc, float(hits.mean()), len(hits), 1.0 / len(np.unique(labels)), n_folds)
     pairs = confused_pairs(labels, predicted)
     names = run_signs(run_dir)  # the data's own map: the competition's 250 signs, or your N

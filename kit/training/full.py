@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from kit.config import Config
 from kit.training.distribute import check_batch
 from kit.errors import KitError
 from kit.progress import say
+from kit import runfiles
+from kit.runlock import writing
 from kit.seeing.report import report_or_warn
 from kit.training.train import (DEFAULT_CACHE, DEFAULT_RUN, build_model, check_cache, finished_epochs, fit_model,
                                 read_meta, recipe_key, write_meta)
@@ -60,7 +63,7 @@ def epochs_from_cv(cv_run: Path) -> tuple[int, str]:
     signers, and a fold that peaked late by chance moves it by 1/K only.
     """
     found = sorted(Path(cv_run).glob("fold*/metrics.json"))
-    best = {p.parent.name: json.loads(p.read_text()).get("best_epoch") for p in found}
+    best = {p.parent.name: runfiles.read_metrics(p.parent).get("best_epoch") for p in found}
     best = {name: e for name, e in best.items() if e}
     if not best:
         raise KitError(f"{cv_run}: no finished fold (fold*/metrics.json) to take the epoch count from; "
@@ -130,21 +133,22 @@ def train_full(plan: FullPlan, seeds: int = 1, strategy: str = "auto", only: lis
     check_batch(cfg.train.batch_size, strategy)  # and on a global batch the replicas cannot split
     signs = open_cache(plan.cache_dir).signs
     cfg = vocabulary.with_signs(cfg, signs, plan.cache_dir)  # one output per sign of the data's map
-    meta = read_meta(run_dir)
-    check_cache(run_dir, meta, plan.cache_dir)
-    _check_fits_beside(run_dir, meta, cfg, seeds)
-    say(f"full fits on every signer: {plan.epochs_note}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / "config.json").is_file():  # beside folds, RUN/config.json stays theirs
-        cfg.save(run_dir / "config.json")
-    vocabulary.write_map(run_dir, signs)
-    for k in range(seeds):  # every member's config first: a killed run resumes the ones not yet started too
-        (run_dir / f"full{k}").mkdir(exist_ok=True)
-        member_config(cfg, k).save(run_dir / f"full{k}" / "config.json")
-    meta.update(cache=str(plan.cache_dir.resolve()), strategy=strategy,
-                full=sorted(set(meta.get("full", [])) | set(range(seeds))))
-    write_meta(run_dir, meta)
-    return train_members(run_dir, plan.cache_dir, sorted(set(only)) if only else list(range(seeds)), strategy)
+    with writing(run_dir, "kit train --full", "run"):  # one writer per run, also beside its folds
+        meta = read_meta(run_dir)
+        check_cache(run_dir, meta, plan.cache_dir)
+        _check_fits_beside(run_dir, meta, cfg, seeds)
+        say(f"full fits on every signer: {plan.epochs_note}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / "config.json").is_file():  # beside folds, RUN/config.json stays theirs
+            cfg.save(run_dir / "config.json")
+        vocabulary.write_map(run_dir, signs)
+        for k in range(seeds):  # every member's config first: a killed run resumes the ones not yet started too
+            (run_dir / f"full{k}").mkdir(exist_ok=True)
+            member_config(cfg, k).save(run_dir / f"full{k}" / "config.json")
+        meta.update(cache=str(plan.cache_dir.resolve()), strategy=strategy,
+                    full=sorted(set(meta.get("full", [])) | set(range(seeds))))
+        write_meta(run_dir, meta)
+        return train_members(run_dir, plan.cache_dir, sorted(set(only)) if only else list(range(seeds)), strategy)
 
 
 def check_seeds(seeds: int, only: list[int] | None = None) -> None:
@@ -171,15 +175,16 @@ def _check_fits_beside(run_dir: Path, meta: dict, cfg: Config, seeds: int) -> No
 def train_members(run_dir: Path, cache_dir: Path, members: list[int], strategy: str = "auto") -> FullResult:
     """Train the unfinished full fits `members` of `run_dir`, each from its own config.json; summarise them all."""
 
-    cache = open_cache(cache_dir)
-    for k in members:
-        member_dir = run_dir / f"full{k}"
-        if (member_dir / "metrics.json").is_file():
-            say(f"full{k}: already finished ({member_dir / 'metrics.json'}), skipped")
-            continue
-        train_member(config_mod.load(member_dir / "config.json"), cache, k, member_dir, strategy)
-    report_or_warn(run_dir)
-    return FullResult(run_dir, {k: json.loads((run_dir / f"full{k}" / "metrics.json").read_text()) for k in members})
+    with writing(run_dir, "kit train --full", "run"):
+        cache = open_cache(cache_dir)
+        for k in members:
+            member_dir = run_dir / f"full{k}"
+            if (member_dir / "metrics.json").is_file():
+                say(f"full{k}: already finished ({member_dir / 'metrics.json'}), skipped")
+                continue
+            train_member(config_mod.load(member_dir / "config.json"), cache, k, member_dir, strategy)
+        report_or_warn(run_dir)
+        return FullResult(run_dir, {k: runfiles.read_metrics(run_dir / f"full{k}") for k in members})
 
 
 def train_member(cfg: Config, cache, member: int, member_dir: Path, strategy: str = "auto") -> dict:
@@ -195,7 +200,8 @@ def train_member(cfg: Config, cache, member: int, member_dir: Path, strategy: st
     metrics = {"member": member, "validated": False, "trained_on": "every signer", "epochs": cfg.train.epochs,
                "seed": cfg.train.seed, "train_sequences": len(every), "signers": signers,
                "seconds": round(time.time() - start, 1), "resumed_after_epoch": done, "devices": str(replicas)}
-    (member_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    runfiles.write_text(member_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    shutil.rmtree(member_dir / "backup", ignore_errors=True)  # only now: until metrics.json, a resume needs it
     say(f"full{member}: finished; {member_dir / 'model.weights.h5'} holds the last epoch")
     return metrics
 

@@ -5,12 +5,14 @@ PARENT/train.mixup_alpha=0,model.name=llama_small ... (each folder name says wha
 same base config (--config/--recipe/--set). Values are parsed as --set parses them (JSON when they are JSON, so
 `model.overrides={"dim":64,"depth":2}` or a quoted string may hold commas). Every combination's config is checked
 before anything trains. Re-running the same command is resuming it: a finished run is skipped, a half-finished
-one continues through kit train's own resume (finished folds kept, a killed fold from its last epoch). It ends
-with the `kit runs` table of the sweep's runs.
+one continues through kit train's own resume (finished folds kept, a killed fold from its last epoch). Each run is
+locked for the whole sweep (kit.runlock), so a second sweep over any of them is refused before it starts, while a
+sweep of other settings may share the parent folder. It ends with the `kit runs` table of the sweep's runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -22,6 +24,7 @@ from kit.seeing import track
 from kit.config import Config
 from kit.errors import KitError
 from kit.progress import say
+from kit.runlock import writing
 from kit.seeing.runs import collect, render, value_text
 
 DEFAULT_PARENT = Path("runs/sweep")
@@ -125,19 +128,22 @@ def run_sweep(base: Config, items: list[str], cache_dir: Path, parent: Path, n_f
         if config_path.is_file() and config_mod.load(config_path) != cfg:
             raise KitError(f"{parent / name} was trained with another config (the base --config/--recipe/--set "
                            f"changed?): give this sweep a new --out, or go back to the settings it ran with")
-    trained, skipped = [], []
-    for i, (name, cfg) in enumerate(points, 1):
-        run_dir = parent / name
-        if finished(run_dir, n_folds, only_folds):
-            say(f"sweep {i}/{len(points)}: {run_dir} already finished, skipped")
-            if tracker and not (run_dir / track.RECORD).is_file():  # trained before --track was given: record it
-                with track.recording(tracker, run_dir):
-                    pass
-            skipped.append(run_dir)
-            continue
-        say(f"sweep {i}/{len(points)}: {run_dir}")
-        with track.recording(tracker, run_dir):
-            say(str(training.train(cfg, cache_dir, run_dir, n_folds=n_folds, only_folds=only_folds,
-                                   strategy=strategy)))
-        trained.append(run_dir)
+    with contextlib.ExitStack() as held:  # every run of the grid, before any is touched: a second sweep stops here
+        for name, _ in points:
+            held.enter_context(writing(parent / name, "kit train --sweep", "run"))
+        trained, skipped = [], []
+        for i, (name, cfg) in enumerate(points, 1):
+            run_dir = parent / name
+            if finished(run_dir, n_folds, only_folds):
+                say(f"sweep {i}/{len(points)}: {run_dir} already finished, skipped")
+                if tracker and not (run_dir / track.RECORD).is_file():  # trained before --track was given: record it
+                    with track.recording(tracker, run_dir):
+                        pass
+                skipped.append(run_dir)
+                continue
+            say(f"sweep {i}/{len(points)}: {run_dir}")
+            with track.recording(tracker, run_dir):
+                say(str(training.train(cfg, cache_dir, run_dir, n_folds=n_folds, only_folds=only_folds,
+                                       strategy=strategy)))
+            trained.append(run_dir)
     return SweepResult(parent, trained, skipped, render(collect([parent / name for name, _ in points])))

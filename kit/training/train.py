@@ -26,7 +26,6 @@ they share the config up to train.epochs, train.seed and train.jit_compile; kit 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -52,12 +51,16 @@ from kit.data.folds import assign_folds
 from kit.models import create_model
 from kit.preprocessing.preprocess import n_features
 from kit.progress import plural, say
+from kit.runlock import writing
+from kit import runfiles
 from kit.seeing.report import report_or_warn
 
 if TYPE_CHECKING:
     from kit.data.cache import Cache
 
 DEFAULT_CACHE, DEFAULT_RUN = Path("cache"), Path("runs/run")  # kit train's --cache and --out
+REBUILD_META = ("delete it, then give again the kit train command that started {run_dir} (its finished folds and "
+                "full fits are kept)")
 
 
 def build_model(cfg: Config, precision: str | None = None) -> keras.Model:
@@ -123,31 +126,32 @@ def train(cfg: Config, cache_dir: Path, run_dir: Path, n_folds: int = 5, only_fo
     if bad:
         raise KitError(f"--fold {bad[0]} is out of range: with --folds {n_folds} use 0..{n_folds - 1}")
     run_dir = Path(run_dir)
-    meta = read_meta(run_dir)
-    check_cache(run_dir, meta, cache_dir)
-    recorded = _check_same_run(run_dir, meta, cfg, n_folds)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.save(run_dir / "config.json")
-    vocabulary.write_map(run_dir, cache.signs)
-    meta.update(cache=str(Path(cache_dir).resolve()), n_folds=n_folds, folds=sorted(set(recorded) | set(wanted)),
-                strategy=strategy)
-    write_meta(run_dir, meta)
-    _write_folds(run_dir / "folds.csv", cache, folds)
-    for k in wanted:
-        fold_dir = run_dir / f"fold{k}"
-        if (fold_dir / "metrics.json").is_file():
-            say(f"fold {k}: already finished ({fold_dir / 'metrics.json'}), skipped")
-            continue
-        train_fold(cfg, cache, folds, k, fold_dir, strategy)
-    result = summarize(run_dir)
-    report_or_warn(run_dir)  # RUN/report.html; a failure there is a warning line, never a lost run
-    return result
+    with writing(run_dir, "kit train", "run"):  # one writer per run: a second kit train is refused
+        meta = read_meta(run_dir)
+        check_cache(run_dir, meta, cache_dir)
+        recorded = _check_same_run(run_dir, meta, cfg, n_folds)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(run_dir / "config.json")
+        vocabulary.write_map(run_dir, cache.signs)
+        meta.update(cache=str(Path(cache_dir).resolve()), n_folds=n_folds, folds=sorted(set(recorded) | set(wanted)),
+                    strategy=strategy)
+        write_meta(run_dir, meta)
+        _write_folds(run_dir / "folds.csv", cache, folds)
+        for k in wanted:
+            fold_dir = run_dir / f"fold{k}"
+            if (fold_dir / "metrics.json").is_file():
+                say(f"fold {k}: already finished ({fold_dir / 'metrics.json'}), skipped")
+                continue
+            train_fold(cfg, cache, folds, k, fold_dir, strategy)
+        result = summarize(run_dir)
+        report_or_warn(run_dir)  # RUN/report.html; a failure there is a warning line, never a lost run
+        return result
 
 
 def read_meta(run_dir: Path) -> dict:
     """RUN/run.json: cache, strategy, n_folds and folds (once folds trained), full (once full fits trained)."""
     path = Path(run_dir) / "run.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return runfiles.read_json(path, REBUILD_META.format(run_dir=run_dir)) if path.is_file() else {}
 
 
 def write_meta(run_dir: Path, meta: dict) -> None:
@@ -194,7 +198,8 @@ def train_fold(cfg: Config, cache: "Cache", folds: np.ndarray, fold: int, fold_d
         + (f"; resuming after epoch {done}" if done else ""))
     start = time.time()
     model, val_ds, replicas = fit_model(cfg, cache, train_idx, val_idx, fold_dir, done, strategy)
-    history = _read_history(fold_dir / "history.csv")
+    finished_epochs(fold_dir)  # history.csv checked against the backup (rewritten from it if damaged)
+    history = _read_history(fold_dir / "history.csv", runfiles.member_fix(fold_dir))
     best_epoch = int(np.argmax(history["val_accuracy"]))
 
     from kit.training.pipeline import predict
@@ -210,7 +215,8 @@ def train_fold(cfg: Config, cache: "Cache", folds: np.ndarray, fold: int, fold_d
                "epochs": cfg.train.epochs, "train_sequences": len(train_idx), "val_sequences": len(val_idx),
                "seconds": round(time.time() - start, 1), "resumed_after_epoch": done, "devices": str(replicas),
                "batch_size": cfg.train.batch_size}
-    (fold_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    runfiles.write_text(fold_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    shutil.rmtree(fold_dir / "backup", ignore_errors=True)  # only now: until metrics.json, a resume needs it
     say(f"fold {fold}: best epoch {best_epoch + 1}, accuracy on unseen signers {accuracy:.3f}")
     return accuracy
 
@@ -280,15 +286,18 @@ class EpochBackup(keras.callbacks.Callback):
     def __init__(self, backup_dir: Path, best: Path, ema: bool = False, validated: bool = True):
         super().__init__()
         self.backup_dir, self.best, self.ema, self.validated = Path(backup_dir), Path(best), ema, validated
-        state = self.backup_dir / "state.json"
-        self.best_accuracy = json.loads(state.read_text()).get("best_val_accuracy") if state.is_file() else None
+        state = runfiles.backup_state(self.backup_dir.parent) or {}
+        self.best_accuracy = state.get("best_val_accuracy")
+        self.history = state.get("history", [])  # every epoch's logs: history.csv is rebuilt from them if damaged
 
     def on_epoch_end(self, epoch, logs=None):
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         weights = self.backup_dir / f"epoch{epoch + 1}.weights.h5"
         self.model.save_weights(weights)
         accuracy = float((logs or {}).get("val_accuracy", float("nan")))
-        state = {"epoch": epoch + 1, "weights": weights.name, "best_val_accuracy": self.best_accuracy}
+        self.history = self.history[:epoch] + [{"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}]
+        state = {"epoch": epoch + 1, "weights": weights.name, "best_val_accuracy": self.best_accuracy,
+                 "history": self.history}
         improved = not self.validated or (
             not math.isnan(accuracy) and (self.best_accuracy is None or accuracy > self.best_accuracy))
         if improved:
@@ -307,16 +316,12 @@ class EpochBackup(keras.callbacks.Callback):
             if old != weights:
                 old.unlink()
 
-    def on_train_end(self, logs=None):
-        shutil.rmtree(self.backup_dir, ignore_errors=True)
-
     @staticmethod
     def restore(model: keras.Model, backup_dir: Path, best: Path) -> int:
         """Load the last backed-up epoch into `model` (compiled); returns the number of finished epochs."""
-        state = Path(backup_dir) / "state.json"
-        if not state.is_file():
+        meta = runfiles.backup_state(Path(backup_dir).parent)
+        if meta is None:
             return 0
-        meta = json.loads(state.read_text())
         pending = Path(backup_dir) / meta.get("best_weights", "-")
         if pending.is_file():  # killed after the state was written, before the best file was renamed into place
             os.replace(pending, best)
@@ -346,28 +351,35 @@ class _ema_swapped_in:
 
 
 def finished_epochs(fold_dir: Path) -> int:
-    """Epochs saved in the fold's backup; history.csv is cut to match (a kill can fall between the two)."""
-    state = fold_dir / "backup" / "state.json"
-    if not state.is_file():
-        (fold_dir / "history.csv").unlink(missing_ok=True)
-        return 0
-    done = int(json.loads(state.read_text())["epoch"])
+    """Epochs saved in the fold's backup; history.csv is cut to match (a kill can fall between the two), or, when
+    it is damaged or short, rewritten from the epochs' logs that the backup keeps."""
+    state = runfiles.backup_state(fold_dir)
     history = fold_dir / "history.csv"
-    lines = history.read_text().splitlines() if history.is_file() else []
-    if len(lines) < 1 + done:
-        raise KitError(f"{history}: holds {max(len(lines) - 1, 0)} epochs but the backup has {done}; "
-                       f"delete {fold_dir} to train this fold again")
-    history.write_text("\n".join(lines[: 1 + done]) + "\n")
+    if state is None:
+        history.unlink(missing_ok=True)
+        return 0
+    done = int(state["epoch"])
+    try:
+        runfiles.read_history(history, runfiles.retrain_fix(fold_dir), rows=done)
+    except (runfiles.Damaged, FileNotFoundError) as err:
+        problem = getattr(err, "problem", "missing")
+        if len(state.get("history", [])) != done:  # a backup written before backups kept the logs
+            raise runfiles.Damaged(history, problem, runfiles.retrain_fix(fold_dir)) from None
+        runfiles.write_history(history, state["history"])
+        say(f"{history}: {problem}; rewritten from the {done} epochs its backup keeps")
+        return done
+    lines = history.read_text().splitlines()
+    if len(lines) > 1 + done:
+        runfiles.write_text(history, "\n".join(lines[: 1 + done]) + "\n")
     return done
 
 
-def _read_history(path: Path) -> dict[str, list[float]]:
-    if not path.is_file():
-        return {"val_accuracy": []}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    keys = rows[0].keys() if rows else ["val_accuracy"]
-    return {key: [float(r[key]) for r in rows] for key in keys}
+def _read_history(path: Path, fix: str) -> dict[str, list[float]]:
+    """history.csv's columns; damaged, or without a val_accuracy to pick the best epoch from, it names `fix`."""
+    history = runfiles.read_history(path, fix)
+    if not history.get("val_accuracy"):
+        raise runfiles.Damaged(path, "no epoch with a val_accuracy", fix)
+    return history
 
 
 def _optimizer(cfg: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:

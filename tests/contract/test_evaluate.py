@@ -109,3 +109,25 @@ def test_missing_data_names_the_fix(tmp_path):
     (tmp_path / "m.tflite").write_bytes(frame_count_model())
     result = runner.invoke(app, ["evaluate", str(tmp_path / "m.tflite"), "--data", str(tmp_path / "none")])
     assert result.exit_code == 1 and "train.csv: missing" in result.output
+
+
+def test_a_run_still_being_written_is_scored_as_it_is_and_said_so(tmp_path, capsys):
+    """kit evaluate reads a run that kit train (or kit export) is writing: it says so, for the run and its export
+    folder, and scores the files as they are (kit.runlock)."""
+    from kit.contract.evaluate import say_writers
+    from tests.test_runlock import hold
+
+    run = tmp_path / "run"
+    (run / "export").mkdir(parents=True)
+    (run / "export" / "submission.zip").write_bytes(b"zip")
+    writer = hold(run, "kit train --full")
+    try:
+        say_writers(run)
+    finally:
+        writer.kill()
+        writer.wait()
+    err = capsys.readouterr().err
+    assert f"note: {run} is still being written by kit train --full (PID {writer.pid}" in err
+    assert f"scoring {run / 'export' / 'submission.zip'} as it is now" in err
+    say_writers(run)  # the writer is gone: nothing to say
+    assert capsys.readouterr().err == ""

@@ -28,6 +28,7 @@ from kit.kaggle import output as kaggle_output
 from kit.cli import app
 from kit.kaggle.wheel import build
 from tests.kaggle_stub import KaggleStub, read_competition, sign_in
+from tests.test_runlock import hold
 
 ROOT = Path(__file__).resolve().parents[2]
 KERNEL = ROOT / "kernels" / "train.py"
@@ -394,6 +395,18 @@ def test_status_and_cancel(stub, tmp_path):
     assert shown.stdout.count(": running, 0 min (kernel kit-tester/kit-run-") == 2
     assert shown.stdout.count("any it finished exist only inside the running session until it ends") == 2
     assert "quota this week: GPU 3.5 of 30 h used, 26.5 h left, TPU 0.0 of 20 h used" in shown.stdout
+    follower = hold(run, "kit kaggle train")  # another terminal follows the run: status reads, cancel waits
+    try:
+        following = kaggle("status", str(run))
+        assert following.exit_code == 0, following.output
+        assert f"{run} is being written by kit kaggle train (PID {follower.pid}" in following.stdout
+        for refused in (kaggle("cancel", str(run), "--yes"), kaggle("train", "--resume", str(run))):
+            assert refused.exit_code == 1 and refused.output.startswith(
+                f"Error: {run}: kit kaggle train (PID {follower.pid}, started "), refused.output
+        assert not stub.deleted
+    finally:
+        follower.kill()
+        follower.wait()
     asked = CliRunner().invoke(app, ["kaggle", "cancel", str(run)], input="n\n")
     assert asked.exit_code == 0 and "nothing deleted" in asked.stdout and not stub.deleted
     assert "to delete (which stops their sessions):" in asked.output and "deleting the kernel loses them" in asked.output

@@ -115,12 +115,19 @@ def test_partial_run_reports_what_it_has(tmp_path):
 
 
 def test_nothing_to_report_is_one_line_error_and_the_training_hook_only_warns(tmp_path, capsys):
-    """An empty folder is an `Error:` line from the CLI; the hook kit train and kit demo call never raises."""
+    """An empty folder is an `Error:` line from the CLI; the hook kit train and kit demo call never raises; a damaged
+    cv.json is a warning line naming the fix, and the rest of the page is written."""
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 1 and result.output.startswith("Error: ") and "run kit train first" in result.output
     run = fake_results(tmp_path / "run", n_folds=1, exported=False)
-    (run / "cv.json").write_text("{not json")
+    (run / "cv.json").write_text("{not json")  # a damaged file: its line, and the rest of the page
+    assert report_or_warn(run) == run / REPORT
+    assert (f"warning: {run / 'cv.json'}: damaged (cut short or not JSON: Expecting property name enclosed in double "
+            f"quotes, line 1): kit cv {run} writes it again from the folds") in capsys.readouterr().err
+    assert "Training curves" in (run / REPORT).read_text()
+    (run / REPORT).unlink()
+    (run / REPORT).mkdir()  # the page cannot be written: a warning, never an error
     assert report_or_warn(run) is None
     assert "warning: could not write the HTML report" in capsys.readouterr().err
-    (run / "cv.json").unlink()
+    (run / REPORT).rmdir()
     assert report_or_warn(run) == run / REPORT

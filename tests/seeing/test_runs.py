@@ -112,7 +112,7 @@ def test_json_is_for_scripts(tmp_path):
 
 def test_half_finished_run_is_shown_as_such_and_never_crashes(tmp_path):
     """A killed fold (backup, no metrics.json) says how far it got; a full fit not yet started says so; a
-    metrics.json cut short is a note, not a crash; the run's CV comes from its finished fold."""
+    metrics.json cut short is a note naming the fix, not a crash; the run's CV comes from its finished fold."""
     run = fake_trained(tmp_path / "killed", (0.5,), n_folds=3, cv=False)
     fold1 = run / "fold1"
     (fold1 / "backup").mkdir(parents=True)
@@ -124,8 +124,10 @@ def test_half_finished_run_is_shown_as_such_and_never_crashes(tmp_path):
     result = runner.invoke(app, ["runs", str(tmp_path)])
     assert result.exit_code == 0, result.output
     row = table_lines(result.output)["killed"]
-    assert "unfinished: fold1 at epoch 7 of 40, fold2 at epoch 0" in row and "1/3" in row and "0.5000" in row
-    assert "fold2/metrics.json: unreadable" in result.output
+    assert "unfinished: fold1 at epoch 7 of 40, fold2 at its end (metrics.json damaged)" in row and "1/3" in row
+    assert "0.5000" in row
+    assert (f"fold2/metrics.json: damaged (cut short or not JSON: Unterminated string starting at, line 1): delete "
+            f"{run / 'fold2'}, then kit train --resume {run} trains fold2 again") in result.output
     assert f"kit train --resume {run}" in result.output
     assert list(table_lines(result.output)) == ["killed", "fine"]
 
