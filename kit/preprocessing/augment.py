@@ -248,6 +248,7 @@ SEED_OFFSET = {"mirror": 0, "affine80": 7, "resample": 11, "crop": 12, "affine":
 ORDER = ("resample", "mirror", "crop", "affine", "affine80", "temporal_mask", "spatial_mask")  # the source's
 
 
+@tf.autograph.experimental.do_not_convert  # no Python control flow on tensors: AutoGraph would only cost seconds
 def chain(frames: tf.Tensor, cfg, draw: tf.Tensor, layout=None) -> tuple[tf.Tensor, dict]:
     """Every augmentation `cfg.train` sets, in ORDER, on a sequence whose frames `keep_frames` already kept;
     `(frames, {name: parameters})` for the ones that ran.

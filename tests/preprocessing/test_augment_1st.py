@@ -39,7 +39,7 @@ def drawn():
 
     signature = tf.nest.map_structure(lambda t: tf.TensorSpec([], t.dtype), one(tf.constant(0, tf.int64)))
     run = tf.function(lambda: tf.map_fn(one, tf.range(N, dtype=tf.int64), fn_output_signature=signature,
-                                        parallel_iterations=64))
+                                        parallel_iterations=64), autograph=False)
     params, lengths = tf.nest.map_structure(lambda t: t.numpy(), run())
     return params, lengths
 
@@ -198,7 +198,8 @@ def test_augmented_real_sequences_preprocess_to_finite_features(shared_samples, 
                             temporal_mask_prob=1.0, spatial_mask_prob=1.0, spatial_mask_min=0.4, mirror_prob=1.0)
     cfg = Config(preprocess=preprocess_cfg, train=t)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, len(RESIDENT), 3], tf.float32), tf.TensorSpec([], tf.int64)])
+    @tf.function(input_signature=[tf.TensorSpec([None, len(RESIDENT), 3], tf.float32), tf.TensorSpec([], tf.int64)],
+                 autograph=False)
     def features(frames, number):
         out, _ = augment.chain(keep_frames(frames, cfg.preprocess, RESIDENT), cfg, number, RESIDENT)
         return preprocess(out, cfg.preprocess, RESIDENT, frames_dropped=True)
