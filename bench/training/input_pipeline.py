@@ -91,7 +91,7 @@ def generator_pipeline(cache, indices, cfg):
 
     def example(frames, label, draw):
         if t.mirror_prob > 0:
-            frames = augment.random_mirror(frames, t.mirror_prob, tf.stack([draw, seed]))
+            frames, _ = augment.random_mirror(frames, t.mirror_prob, tf.stack([draw, seed]))
         features, mask = preprocess(frames, cfg.preprocess)
         return {"features": features, "mask": mask}, tf.one_hot(label, N_CLASSES)
 

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from kit.cli.base import _alias, _fail, _terminal_width
+from kit.cli.base import _alias, _base_config, _fail, _terminal_width
 from kit.errors import KitError
 
 
@@ -29,6 +29,14 @@ def show(
                                  "(kit capture's extra): of a video, image or folder, or of a capture's source."),
     video: Optional[Path] = typer.Option(None, "--video", help="With --overlay on a .parquet: the video to draw on "
                                          "(default: the source its capture names)."),
+    augment: Optional[int] = typer.Option(None, "--augment", help="Draw N augmented versions of one file beside it, "
+                                          "as training augments it, and print what each augmentation drew."),
+    config: Optional[Path] = typer.Option(None, "--config", help="With --augment: the augmentations of this JSON "
+                                          "config (e.g. a run's config.json)."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="With --augment: the augmentations of a recipe "
+                                         "(llama26, conv1st, mlp80)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="With --augment: override a config key, e.g. "
+                                             "train.affine_prob=0.75."),
 ) -> None:
     """Animate a sequence: face, hands and pose with their bones, frame number and hands in view.
 
@@ -37,10 +45,23 @@ def show(
     Example: kit show --cache cache --sequence-id 100015657
     Example: kit show my_sign.mp4 --overlay --out seen.mp4
     Example: kit show my_sign.parquet --overlay
+    Example: kit show data/asl-signs/train_landmark_files/16069/100015657.parquet --augment 8 --recipe conv1st
+    Example: kit show A.parquet --augment 200 --set train.spatial_mask_prob=0.5 --out masked.gif
     """
     from kit.seeing.show import show as run_show
 
-    if overlay or video is not None:
+    if augment is not None or config or recipe or set_:
+        from kit import config as config_mod
+        from kit.seeing.augmented import show_augment
+
+        if augment is None:
+            raise KitError("--config, --recipe and --set choose the augmentations of --augment N: add --augment")
+        if len(parquet or []) != 1 or overlay or video or model_view or run or cache or sequence_id:
+            raise KitError("--augment draws one landmark file (kit show FILE.parquet --augment N [--recipe NAME | "
+                           "--config FILE] [--set KEY=V]); --overlay, --model-view, --run and --cache do not go with it")
+        cfg = config_mod.apply_overrides(_base_config(config, recipe), list(set_ or []))
+        typer.echo(show_augment(parquet[0], augment, cfg, out=out, fps=15.0 if fps is None else fps, dpi=dpi))
+    elif overlay or video is not None:
         from kit.seeing.overlay import overlay as run_overlay
 
         if not overlay or len(parquet or []) != 1 or model_view or run or cache or sequence_id:

@@ -30,7 +30,7 @@ MARGIN = 0.08  # of the data's extent, around the fixed axis limits
 COLORS = {"face": "#b5b5b5", "lips": "#8c564b", "pose": "#2ca02c", "left": "#1f77b4", "right": "#d62728"}
 POSE_POINTS = tuple(L.OFFSET["pose"] + i for i in range(25))  # everything down to the hips
 # Points whose extent sets the axis limits: the hips (and legs) are often below the picture and would shrink it.
-_LIMIT_POINTS = L.FACE + L.LEFT_HAND + L.RIGHT_HAND + tuple(L.OFFSET["pose"] + i for i in L.UPPER_POSE)
+LIMIT_POINTS = L.FACE + L.LEFT_HAND + L.RIGHT_HAND + tuple(L.OFFSET["pose"] + i for i in L.UPPER_POSE)
 _LIPS = tuple(L.OFFSET["face"] + i for i in L.LIPS_FACE)
 _HANDS = (("left", L.LEFT_HAND), ("right", L.RIGHT_HAND))
 
@@ -70,7 +70,7 @@ def raw_view(frames: np.ndarray, title: str) -> View:
     points = np.asarray(frames, np.float32)[:, :, :2]
     n = len(points)
     labels = tuple(f"frame {t + 1}/{n}  hands: {hands_in_view(p)}" for t, p in enumerate(points))
-    return View(title, points, labels, fixed_limits(points, _LIMIT_POINTS))
+    return View(title, points, labels, fixed_limits(points, LIMIT_POINTS))
 
 
 def model_points(frames: np.ndarray, cfg) -> np.ndarray:
@@ -108,14 +108,19 @@ def preprocessed_view(frames: np.ndarray, title: str, cfg) -> View:
 class Renderer:
     """A matplotlib figure of side-by-side panels whose artists are updated per frame (Agg, no window)."""
 
-    def __init__(self, views: Sequence[View], dpi: int = DPI):
+    def __init__(self, views: Sequence[View], dpi: int = DPI, columns: int | None = None):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
         self.views = list(views)
-        self.fig = Figure(figsize=(PANEL_INCHES * len(self.views), PANEL_INCHES + 0.35), dpi=dpi)
+        self.columns = columns or len(self.views)  # panels in a row; more wrap into rows below
+        self.rows = -(-len(self.views) // self.columns)
+        height = self.rows * (PANEL_INCHES + 0.35)
+        self.fig = Figure(figsize=(PANEL_INCHES * self.columns, height), dpi=dpi)
         FigureCanvasAgg(self.fig)
-        self.fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.86, wspace=0.05)
+        # 0.61 inch above each row for its title and frame label, 0.09 below the last (one row: 0.86 and 0.02)
+        self.fig.subplots_adjust(left=0.02, right=0.98, bottom=0.087 / height, top=1 - 0.609 / height, wspace=0.05,
+                                 hspace=0.16)
         self.panels = [self._panel(i, view) for i, view in enumerate(self.views)]
 
     def __len__(self) -> int:
@@ -124,7 +129,7 @@ class Renderer:
     def _panel(self, i: int, view: View) -> dict:
         from matplotlib.collections import LineCollection
 
-        ax = self.fig.add_subplot(1, len(self.views), i + 1)
+        ax = self.fig.add_subplot(self.rows, self.columns, i + 1)
         x0, x1, y0, y1 = view.limits
         ax.set_xlim(x0, x1)
         ax.set_ylim(y1, y0)  # inverted: y grows downward in image coordinates, so the head is at the top
@@ -269,7 +274,7 @@ def show(paths: Sequence[str | os.PathLike] = (), out: str | os.PathLike | None 
         views = [raw_view(frames, title) for frames, title in sources]
     renderer = Renderer(views, dpi=dpi)
     try:
-        _write(renderer, out, fps)
+        write(renderer, out, fps)
     finally:
         renderer.close()
     return ShowResult(out, len(renderer), tuple(v.title for v in views))
@@ -312,7 +317,8 @@ def find_ffmpeg() -> bool:
     return animation.writers.is_available("ffmpeg")
 
 
-def _write(renderer: Renderer, out: Path, fps: float) -> None:
+def write(renderer: Renderer, out: Path, fps: float) -> None:
+    """Every frame of `renderer` into `out` (.gif, or .mp4 through ffmpeg), with a progress bar."""
     out.parent.mkdir(parents=True, exist_ok=True)
     frames = track(range(len(renderer)), f"drawing {out.name}")
     if out.suffix.lower() == ".gif":

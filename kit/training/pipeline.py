@@ -15,8 +15,8 @@ those landmarks sit.
 
 Order. A training dataset is one endless stream: pass p holds every index once, in the order of a stateless
 shuffle seeded by (seed, p), and the stream is cut into full batches; an epoch is `steps_per_pass` of them. A
-resumed run starts the stream at the step it stopped at and sees the batches it would have seen. Mirror and
-affine draws are seeded by (sequence, pass, seed), mixup by (step, seed). Evaluation datasets are one pass in the
+resumed run starts the stream at the step it stopped at and sees the batches it would have seen. The
+augmentations (kit.preprocessing.augment.chain) draw from (sequence, pass, seed), mixup from (step, seed). Evaluation datasets are one pass in the
 order of `indices`.
 
 Replicas. Batches are global (kit.training.distribute). Training batches are always full; an evaluation pass keeps every
@@ -34,7 +34,6 @@ import numpy as np
 import tensorflow as tf
 
 from kit.preprocessing import augment
-from kit.data import landmarks as L
 from kit.data.cache import DTYPE, FRAME_BYTES, SHARDS, Cache
 from kit.config import Config
 from kit.errors import KitError
@@ -43,24 +42,7 @@ from kit.preprocessing.preprocess import keep_frames, preprocess
 from kit.progress import track
 
 
-def resident_landmarks() -> np.ndarray:
-    """The landmark indices any preprocessing option reads, closed under the mirror; sorted.
-
-    Everything `kit.preprocessing.preprocess` and `kit.preprocessing.features` read lies in `L.SELECTED` plus the head
-    and its stand-in, the
-    pose's nose (their face references are lip, eye and nose points); the mirror maps that set onto itself once it
-    is closed.
-    """
-    points = set(L.SELECTED) | set(L.SELECTED_1ST) | {L.HEAD, L.POSE_HEAD, L.CENTER_1ST}
-    perm = augment.mirror_permutation()
-    while True:
-        closed = points | {int(perm[i]) for i in points}
-        if closed == points:
-            return np.asarray(sorted(points), dtype=np.int32)
-        points = closed
-
-
-RESIDENT = resident_landmarks()
+RESIDENT = augment.resident_landmarks()  # 135 points
 ALIGN = 64  # bytes: TensorFlow's CPU allocator alignment (EIGEN_MAX_ALIGN_BYTES), which DLPack import checks
 
 
@@ -172,8 +154,8 @@ def make_dataset(cache: Cache, indices: np.ndarray, cfg: Config, training: bool,
     """Batches of `({"features", "mask"}, one_hot_labels)` (evaluation: with sample weights) for the cache rows
     `indices`.
 
-    Training: an endless stream of passes over `indices`, each reshuffled from `cfg.train.seed`, mirrored with
-    `cfg.train.mirror_prob`, rotated/zoomed/noised as configured, batched and mixed with `cfg.train.mixup_alpha`;
+    Training: an endless stream of passes over `indices`, each reshuffled from `cfg.train.seed`, augmented as
+    `cfg.train` sets (kit.preprocessing.augment.chain), batched and mixed with `cfg.train.mixup_alpha`;
     an epoch is `steps_per_epoch(cfg, len(indices), batch_size)` batches (one pass by default, so an epoch ends
     a few sequences into the next pass, as with `repeat().batch()`). `start_pass` is the number of epochs a
     resumed run has done: the stream starts where they stopped. Evaluation: one pass in the order of `indices`,
@@ -190,13 +172,8 @@ def make_dataset(cache: Cache, indices: np.ndarray, cfg: Config, training: bool,
         # Frames are dropped before the augmentations, so a frame an augmentation masks is trained on as a
         # frame with nothing seen (the 1st place's order), not dropped.
         frames = keep_frames(data.sequence(i), cfg.preprocess, RESIDENT)
-        if training:
-            draw = i * 1000 + epoch
-            if t.mirror_prob > 0:
-                frames = augment.random_mirror(frames, t.mirror_prob, tf.stack([draw, seed]), RESIDENT)
-            if t.rotate_deg or t.scale_range or t.noise_std:
-                frames = augment.random_affine(frames, t.rotate_deg, t.scale_range, t.noise_std,
-                                               tf.stack([draw, seed + 7]), RESIDENT)
+        if training:  # the parameters drawn are for kit show --augment; unused here, their ops are pruned
+            frames, _ = augment.chain(frames, cfg, i * 1000 + epoch, RESIDENT)
         features, mask = preprocess(frames, cfg.preprocess, RESIDENT, frames_dropped=True)
         return {"features": features, "mask": mask}, tf.one_hot(tf.gather(data.labels, i), n_classes)
 
