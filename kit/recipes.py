@@ -114,6 +114,10 @@ CONV1ST = Recipe(
         "val_loss, cell 18); the full fits keep the last epoch, as its 'all' fold did",
         "an epoch is ceil(n / batch) batches of an endlessly reshuffled stream (the notebook: n // batch, a "
         "32,768-sequence shuffle buffer): at most one batch more an epoch",
+        "resample: each landmark is resized along time on its own (the notebook resizes [T, 543, 3] as an "
+        "image, and its bicubic kernel (one draw in three) then carries a missing neighbouring landmark's NaN into a "
+        "seen point, e.g. eye point 466 beside a missing left hand); where the notebook's values are finite "
+        "they are the same",
         "padding is a mask the model reads (the notebook padded with -100 and a Masking layer): the same frames "
         "count",
         "BatchNorm takes its training statistics from the real frames only (kit's choice: padding must not "
