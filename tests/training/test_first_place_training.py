@@ -66,16 +66,16 @@ def test_late_dropout_epoch_needs_a_model_with_late_dropout():
 
 
 def check_resume_is_exact(tmp: Path) -> None:
-    """Train 3 steps, back up as kit train does after an epoch and restore into a fresh model: weights, optimizer
-    slots (m, v, slow copies, EMA, step) and the late-dropout counter come back bit for bit. Then both take 2 more
-    steps (the second a Lookahead sync, both with AWP): they stay together, to float rounding (two compiled
-    copies of a graph need not add in the same order, and RAdam's m / sqrt(v) magnifies that where gradients
-    are tiny; a lost slot would move a weight by a whole step, ~lr)."""
+    """Train 3 steps (AWP from the third: one epoch a step here), back up as kit train does after an epoch and
+    restore into a fresh model: weights, optimizer slots (m, v, slow copies, EMA, step) and the late-dropout counter
+    come back bit for bit. Then both take 2 more steps (the second a Lookahead sync): they stay together, to float
+    rounding (two compiled copies of a graph need not add in the same order, and RAdam's m / sqrt(v) magnifies that
+    where gradients are tiny; a lost slot would move a weight by a whole step, ~lr)."""
     from kit.preprocessing.preprocess import n_features
     from kit.training.train import EpochBackup, compile_model
 
     # Large steps from the start (no warm-up), so a lost slot would show; no dropout: Keras saves no seed state.
-    cfg = first_place(awp_start_epoch=0, late_dropout_epoch=0, warmup_epochs=0, learning_rate=1e-2)
+    cfg = first_place(awp_start_epoch=2, late_dropout_epoch=0, warmup_epochs=0, learning_rate=1e-2, epochs=6)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, overrides={"dropout": 0.0,
                                                                                    "head_dropout": 0.0}))
     rng = np.random.default_rng(0)
@@ -83,13 +83,13 @@ def check_resume_is_exact(tmp: Path) -> None:
          "mask": np.ones((4, 8), "float32")}
     y = np.eye(3, dtype="float32")[[0, 1, 2, 0]]
     keras.utils.set_random_seed(0)
-    first = compile_model(cfg, STEPS)
+    first = compile_model(cfg, steps_per_epoch=1)
     for _ in range(3):
         first.train_on_batch(x, y)
     backup = EpochBackup(tmp / "backup", tmp / "best.weights.h5", ema=True)
     backup.set_model(first)
     backup.on_epoch_end(0, {"val_accuracy": 0.5})
-    second = compile_model(cfg, STEPS)
+    second = compile_model(cfg, steps_per_epoch=1)
     assert EpochBackup.restore(second, tmp / "backup", tmp / "best.weights.h5") == 1
     names = [v.path for v in first.optimizer.variables]
     assert names == [v.path for v in second.optimizer.variables]
