@@ -44,6 +44,7 @@ from kit.seeing import track
 from kit.data import vocabulary
 from kit.config import Config
 from kit.training.cv import CVResult, summarize
+from kit.training import optimizers
 from kit.training.devices import backend_accelerators
 from kit.training.distribute import Replicas, check_batch, split_batch, strategy_scope
 from kit.errors import KitError
@@ -63,11 +64,34 @@ REBUILD_META = ("delete it, then give again the kit train command that started {
                 "full fits are kept)")
 
 
-def build_model(cfg: Config, precision: str | None = None) -> keras.Model:
-    """The model a config describes, with fresh weights, in `precision` (default: the config's train.precision)."""
-    return create_model(cfg.model.name, max_len=cfg.preprocess.max_len, n_features=n_features(cfg.preprocess),
-                        n_classes=cfg.model.n_classes, precision=precision or cfg.train.precision,
-                        **cfg.model.overrides)
+def build_model(cfg: Config, precision: str | None = None, steps_per_epoch: int = 0) -> keras.Model:
+    """The model a config describes, with fresh weights, in `precision` (default: the config's train.precision).
+    With train.late_dropout_epoch >= 0 its late dropout starts after that many epochs of `steps_per_epoch`."""
+    overrides = dict(cfg.model.overrides)
+    if cfg.train.late_dropout_epoch >= 0:
+        overrides["late_dropout_step"] = cfg.train.late_dropout_epoch * steps_per_epoch
+    try:
+        return create_model(cfg.model.name, max_len=cfg.preprocess.max_len, n_features=n_features(cfg.preprocess),
+                            n_classes=cfg.model.n_classes, precision=precision or cfg.train.precision, **overrides)
+    except KitError as err:
+        if cfg.train.late_dropout_epoch >= 0 and "no size late_dropout_step" in str(err):
+            raise KitError(f"train.late_dropout_epoch={cfg.train.late_dropout_epoch}: model {cfg.model.name!r} has "
+                           f"no late dropout; the models with one: {', '.join(_late_dropout_models())}") from None
+        raise
+
+
+def _late_dropout_models() -> list[str]:
+    """The registered models that take a late_dropout_step (tried at a tiny size; an error message's list)."""
+    from kit.models import list_models
+
+    def takes_it(name: str) -> bool:
+        try:
+            create_model(name, max_len=8, n_features=8, n_classes=2, late_dropout_step=0)
+        except KitError:
+            return False
+        return True
+
+    return [name for name in list_models() if takes_it(name)]
 
 
 def load_fold_model(fold_dir: Path) -> tuple[keras.Model, Config]:
@@ -100,8 +124,14 @@ def compile_model(cfg: Config, steps_per_epoch: int, replicas: int = 1) -> keras
     Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer (the model's policy asks for it); the
     logits are float32 in every policy, so the loss is too. Accuracy is a weighted metric (Keras 3 ignores sample
     weights in plain `metrics`), so the rows that pad a validation batch for the replicas count for nothing.
+    With train.awp_lambda > 0 the model trains with AWP from epoch train.awp_start_epoch (kit.training.awp): same
+    layers and weights, so the weights files are the plain model's.
     """
-    model = build_model(cfg)
+    model = build_model(cfg, steps_per_epoch=steps_per_epoch)
+    if cfg.train.awp_lambda > 0:
+        from kit.training.awp import with_awp
+
+        model = with_awp(model, cfg.train.awp_lambda, start_step=cfg.train.awp_start_epoch * steps_per_epoch)
     model.compile(
         optimizer=_optimizer(cfg, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.train.label_smoothing),
@@ -392,11 +422,19 @@ def _optimizer(cfg: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
         warmup_target=t.learning_rate if warmup else None, warmup_steps=warmup,
     )
     common = dict(learning_rate=schedule, weight_decay=t.weight_decay, use_ema=t.ema, ema_momentum=t.ema_momentum)
-    if t.optimizer == "lion":
-        return keras.optimizers.Lion(**common)
-    if t.optimizer == "adamw":
-        return keras.optimizers.AdamW(**common)
-    raise KitError(f"train.optimizer={t.optimizer!r} is not known; use lion or adamw")
+    classes = {"lion": keras.optimizers.Lion, "adamw": keras.optimizers.AdamW, "radam": optimizers.RAdam}
+    if t.optimizer not in classes:
+        raise KitError(f"train.optimizer={t.optimizer!r} is not known; use one of {', '.join(classes)}")
+    if t.optimizer == "radam":
+        # The 1st place's decay schedule: the learning rate's, times weight_decay (decay_schedule, cell 18).
+        common.update(sma_threshold=t.radam_sma_threshold, weight_decay=keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=schedule.initial_learning_rate * t.weight_decay, decay_steps=total - warmup,
+            alpha=schedule.alpha, warmup_target=t.learning_rate * t.weight_decay if warmup else None,
+            warmup_steps=warmup))
+    if t.lookahead_sync > 0:
+        return optimizers.lookahead(classes[t.optimizer])(sync_period=t.lookahead_sync,
+                                                          slow_step_size=t.lookahead_alpha, **common)
+    return classes[t.optimizer](**common)
 
 
 def _write_folds(path: Path, cache: "Cache", folds: np.ndarray) -> None:
