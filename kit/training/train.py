@@ -421,7 +421,8 @@ def _optimizer(cfg: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
         decay_steps=total - warmup, alpha=t.min_learning_rate / t.learning_rate,
         warmup_target=t.learning_rate if warmup else None, warmup_steps=warmup,
     )
-    common = dict(learning_rate=schedule, weight_decay=t.weight_decay, use_ema=t.ema, ema_momentum=t.ema_momentum)
+    common = dict(learning_rate=schedule, weight_decay=t.weight_decay, use_ema=t.ema, ema_momentum=t.ema_momentum,
+                  global_clipnorm=t.clip_norm if t.clip_norm > 0 else None)
     classes = {"lion": keras.optimizers.Lion, "adamw": keras.optimizers.AdamW, "radam": optimizers.RAdam}
     if t.optimizer not in classes:
         raise KitError(f"train.optimizer={t.optimizer!r} is not known; use one of {', '.join(classes)}")

@@ -136,3 +136,11 @@ def test_a_config_saved_before_the_recipes_changed_loads_as_it_trained(tmp_path)
     assert C.load(Path(path)) == cfg
     new = C.recipe("conv1st").to_dict()
     assert C.from_dict(new).model.overrides == {}
+
+
+def test_llama26_clips_the_gradient_as_its_code_did():
+    """train.clip_norm reaches the optimizer as a global norm (the 26th place's trainer: gradient_clip_val=1.)."""
+    from kit.training.train import _optimizer
+
+    assert _optimizer(C.recipe("llama26"), 10).global_clipnorm == 1.0
+    assert _optimizer(C.recipe("conv1st"), 10).global_clipnorm is None
