@@ -109,6 +109,22 @@ def test_help_shows_flags_as_flags_and_arguments_by_name():
     assert "--dest" not in kit("fetch", "--help").output and "--top" not in kit("predict", "--help").output
 
 
+def test_help_prose_wraps_at_the_terminal_not_at_the_docstring(monkeypatch):
+    """In an 80-column terminal each paragraph of a command's help fills its lines: the docstring's own line breaks
+    do not cut it into ragged short lines (issue 27: kit export --help did). Example lines keep their own lines."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for path in every_command():
+        text = kit(*path, "--help").output
+        prose = text.split("Usage:", 1)[1].split("╭", 1)[0].splitlines()[1:]
+        paragraphs = "\n".join(line.strip() for line in prose).strip().split("\n\n")
+        for paragraph in paragraphs:
+            if paragraph.startswith("Example"):
+                continue
+            lines = paragraph.splitlines()
+            short = [line for line, after in zip(lines, lines[1:]) if len(line) + len(after.split()[0]) < 76]
+            assert not short, (path, short)
+
+
 def test_a_data_folder_is_data_everywhere_and_old_spellings_still_run(tmp_path, monkeypatch):
     """--data names a data folder in synth, fetch and stats; synth counts signers with --signers (--participants is
     a list of signer ids); the old spellings (synth --out/--participants, fetch --dest, stats DATA) still run,
