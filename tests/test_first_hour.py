@@ -39,6 +39,15 @@ def test_export_prints_the_runs_cv_and_which_folds_top_left_out(trained_run):
     assert "ensemble of 1 model:" in lines
 
 
+def test_export_elsewhere_counts_the_models_it_wrote(trained_run, tmp_path):
+    """kit export RUN --out DIR ends with what DIR keeps, not what RUN/export keeps (issue 27: it said "its export
+    keeps 1 model" of a 2-model export)."""
+    run, _, _ = trained_run
+    result = kit("export", run, "--top", "2", "--out", tmp_path / "two")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1].endswith(f"; the export in {tmp_path / 'two'} keeps 2 models")
+
+
 def test_a_run_folder_is_a_model_wherever_a_model_is(trained_run, tmp_path):
     """evaluate, predict and check take a run folder as its exported submission.zip; a run without an export says
     so and names kit export."""
