@@ -78,6 +78,10 @@ def stats(times: np.ndarray) -> dict:
 
 
 def main() -> None:
+    from kit import quiet
+
+    quiet.install()  # TF's start-up and converter logs off the terminal, as under kit's commands
+
     from kit.config import Config, recipe
     from kit.contract.export import convert, load_ensemble
     from kit.contract.gates import ops_gate, parity_gate, parity_lengths, plausible_frames, real_lengths, size_gate

@@ -111,6 +111,10 @@ def ensemble_graph(path: Path) -> None:
 
 
 def main() -> None:
+    from kit import quiet
+
+    quiet.install()  # TF's start-up and converter logs off the terminal, as under kit's commands
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--venv", type=Path, default=VENV, help=f"the tflite-runtime 2.14 venv (default {VENV})")
     parser.add_argument("--calls", type=int, default=60, help="calls timed per graph, mode and kernels")
