@@ -62,13 +62,25 @@ def base_env() -> dict[str, str]:
     return env
 
 
+def find_python(version: str, env: dict[str, str]) -> str:
+    """An interpreter of this version: python3.X on PATH if it runs (a pyenv shim of a version not selected does
+    not), else pyenv's own build of it."""
+    pyenv = Path(env.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = [shutil.which(f"python{version}", path=env["PATH"])]
+    candidates += sorted(map(str, pyenv.glob(f"{version}*/bin/python{version}")), reverse=True)
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                               capture_output=True, text=True, env=env)
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    raise SystemExit(f"setup-python: no python{version} here (on PATH or in {pyenv})")
+
+
 def setup_python(versions: list[str], work: Path, env: dict[str, str]) -> list[str]:
     """A venv per version, named after it; returns their bin dirs, the last version's first (the default python)."""
     bins = []
     for version in versions:
-        interpreter = shutil.which(f"python{version}", path=env["PATH"])
-        if not interpreter:
-            raise SystemExit(f"setup-python: no python{version} on PATH")
+        interpreter = find_python(version, env)
         venv = work / f"python{version}"
         subprocess.run([interpreter, "-m", "venv", str(venv)], check=True, env=env)
         bins.append(str(venv / "bin"))
