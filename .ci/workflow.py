@@ -9,8 +9,8 @@ What GitHub provides is emulated, nothing else: actions/checkout is `git clone` 
 names (python3.X found on PATH), the last one named first on PATH, as setup-python makes it the default `python`;
 the environment is the workflow's and the job's `env:` with CI=true and GITHUB_ACTIONS=true, without this shell's
 virtual environment. Every `run:` step runs in bash -eo pipefail from the clone's root, as GitHub's default shell
-does; the job stops at the first step that fails. Each step's output goes to WORK/<job>/<step>.log, and a line per
-step gives its exit code and time. Exits with the failing step's exit code, or 0.
+does; the job stops at the first step that fails. Each step's output goes to WORK/<entry>/<NN-step>.log, and a line
+per step gives its exit code and time. Exits with the failing step's exit code, or 0.
 
 Needs PyYAML (in kit's test extra). tests/test_workflow.py checks the workflow without running it: this script is
 for measuring that each job passes as written (minutes: the tests job ~15 on 2 cores, kaggle-parity ~8).
@@ -54,11 +54,10 @@ def expand(text: str, entry: dict[str, str]) -> str:
 def base_env() -> dict[str, str]:
     """This shell's environment without its virtual environment (its bin dir off PATH) or PYTHONPATH."""
     env = dict(os.environ)
-    venv = env.pop("VIRTUAL_ENV", None)
+    venvs = {env.pop("VIRTUAL_ENV", None), sys.prefix if sys.prefix != sys.base_prefix else None} - {None}
     env.pop("PYTHONPATH", None)
     env.pop("PYTHONHOME", None)
-    if venv:
-        env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if not p.startswith(venv))
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if not any(p.startswith(v) for v in venvs))
     return env
 
 
