@@ -151,6 +151,10 @@ def report(stages: list[Stage], fraction: float, n_sequences: int, steps: str, l
 
 
 def main() -> None:
+    from kit import quiet
+
+    quiet.install()  # TF's start-up and converter logs off the terminal, as under kit's commands
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fraction", type=float, default=0.03, help="share of the real shape (default 0.03)")
     parser.add_argument("--workdir", type=Path, help="folder for data, cache and run (default: a temporary one)")

@@ -4,6 +4,7 @@ All share one tiny trained and exported run (conftest's trained_run)."""
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from pathlib import Path
 
@@ -37,6 +38,15 @@ def test_export_prints_the_runs_cv_and_which_folds_top_left_out(trained_run):
     left = [line for line in lines if line.startswith("  left out ")]
     assert len(left) == 1 and "on its unseen signers, not among the 1 best fold --top 1 keeps" in left[0]
     assert "ensemble of 1 model:" in lines
+
+
+def test_export_elsewhere_counts_the_models_it_wrote(trained_run, tmp_path):
+    """kit export RUN --out DIR ends with what DIR keeps, not what RUN/export keeps (issue 27: it said "its export
+    keeps 1 model" of a 2-model export)."""
+    run, _, _ = trained_run
+    result = kit("export", run, "--top", "2", "--out", tmp_path / "two")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1].endswith(f"; the export in {tmp_path / 'two'} keeps 2 models")
 
 
 def test_a_run_folder_is_a_model_wherever_a_model_is(trained_run, tmp_path):
@@ -107,6 +117,22 @@ def test_help_shows_flags_as_flags_and_arguments_by_name():
         assert "<bool>" not in text and "{" not in usage, (path, usage)
     assert " cv [OPTIONS] RUN_DIR" in kit("cv", "--help").output
     assert "--dest" not in kit("fetch", "--help").output and "--top" not in kit("predict", "--help").output
+
+
+def test_help_prose_wraps_at_the_terminal_not_at_the_docstring(monkeypatch):
+    """In an 80-column terminal each paragraph of a command's help fills its lines: the docstring's own line breaks
+    do not cut it into ragged short lines (issue 27: kit export --help did). Example lines keep their own lines."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for path in every_command():
+        text = re.sub(r"\x1b\[[0-9;]*m", "", kit(*path, "--help").output)  # colours: typer forces them on GitHub
+        prose = text.split("Usage:", 1)[1].split("╭", 1)[0].splitlines()[1:]
+        paragraphs = "\n".join(line.strip() for line in prose).strip().split("\n\n")
+        for paragraph in paragraphs:
+            if paragraph.startswith("Example"):
+                continue
+            lines = paragraph.splitlines()
+            short = [line for line, after in zip(lines, lines[1:]) if len(line) + len(after.split()[0]) < 76]
+            assert not short, (path, short)
 
 
 def test_a_data_folder_is_data_everywhere_and_old_spellings_still_run(tmp_path, monkeypatch):

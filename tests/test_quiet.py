@@ -125,3 +125,29 @@ def test_tf_cpp_min_log_level_0_shows_everything(fake_jax):
                             timeout=120, env=clean_env(PYTHONPATH=str(fake_jax), TF_CPP_MIN_LOG_LEVEL="0"))
     assert result.returncode == 0, result.stderr
     assert CHATTER in result.stderr and "Out of memory" in result.stderr
+
+
+# Importing any of these loads TensorFlow (or JAX) and with it the chatter.
+LOADS_TF = ("tensorflow", "keras", "jax", "kit.contract", "kit.training", "kit.preprocessing", "kit.models")
+
+
+def test_every_bench_quiets_tensorflow_before_it_loads():
+    """The benches are as quiet as the kit's commands (issue 27: bench/contract/latency.py printed pages of TF's
+    C++ log lines): a bench that loads TensorFlow in its own process calls kit.quiet.install() in main() before
+    anything else runs (its helpers load TensorFlow only once main calls them)."""
+    import ast
+
+    def loads_tf(node) -> bool:
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        return any(name.startswith(LOADS_TF) for name in names)
+
+    for path in sorted((ROOT / "bench").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        if not any(loads_tf(node) for node in ast.walk(tree)):
+            continue
+        main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+        first = next((k for k, s in enumerate(main.body) if "quiet.install()" in ast.unparse(s)), None)
+        before = main.body[:first] if first is not None else main.body
+        assert first is not None and not any(loads_tf(n) for s in before for n in ast.walk(s)), \
+            f"{path.relative_to(ROOT)}: main() does not call kit.quiet.install() before TensorFlow loads"

@@ -86,6 +86,10 @@ def training_speed(cache, cfg, steps: int = 6) -> dict[str, float]:
 
 
 def main() -> None:
+    from kit import quiet
+
+    quiet.install()  # TF's start-up and converter logs off the terminal, as under kit's commands
+
     from kit import config as config_mod
     from kit.data.cache import open_cache
     from kit.data.folds import assign_folds

@@ -30,7 +30,7 @@ import numpy as np
 # recipe -> (runtime, least speed-up of real-length over padded, most mean ms of the real-length graph)
 TARGETS = {None: ("xnnpack", 2.0, 6.0), "conv1st": ("builtin", 4.0, 100.0)}
 LONGEST_MS = 100.0  # with XNNPACK, no call on 500 frames above this
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "islr-samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "asl-signs"
 
 
 def build_run(run_dir: Path, base, model: str, max_len: int, n_models: int = 3) -> list[Path]:
@@ -78,6 +78,10 @@ def stats(times: np.ndarray) -> dict:
 
 
 def main() -> None:
+    from kit import quiet
+
+    quiet.install()  # TF's start-up and converter logs off the terminal, as under kit's commands
+
     from kit.config import Config, recipe
     from kit.contract.export import convert, load_ensemble
     from kit.contract.gates import ops_gate, parity_gate, parity_lengths, plausible_frames, real_lengths, size_gate
@@ -91,8 +95,11 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=3, help="models in the ensemble (default 3)")
     parser.add_argument("--n", type=int, default=200, help="sequences timed per graph and runtime (default 200)")
     parser.add_argument("--real", type=Path, default=SAMPLES,
-                        help=f"a folder of real competition files, timed too (default {SAMPLES}, if there)")
+                        help=f"a folder of real competition files, timed too (default {SAMPLES})")
     args = parser.parse_args()
+    real_files = sorted(args.real.rglob("*.parquet"))
+    if not real_files:
+        parser.error(f"--real {args.real}: no landmark files (*.parquet) there")
     base = recipe(args.recipe) if args.recipe else defaults
     model = base.model.name if args.recipe and args.model == defaults.model.name else args.model
     max_len = args.max_len or base.preprocess.max_len
@@ -115,13 +122,11 @@ def main() -> None:
         times = interleaved_times([graphs[True], graphs[False]], sequences, xnnpack)
         results[runtime, True], results[runtime, False] = times
     # Real files hold frames without a hand (dropped by the default preprocessing), which synthetic ones lack.
-    real_files = sorted(args.real.rglob("*.parquet")) if args.real.is_dir() else []
-    if real_files:
-        from kit.data.parquet import read_landmarks
+    from kit.data.parquet import read_landmarks
 
-        real = [np.asarray(read_landmarks(f), np.float32) for f in real_files]
-        real_times = {runtime: interleaved_times([graphs[True], graphs[False]], real * 10, xnnpack)
-                      for runtime, xnnpack in (("xnnpack", True), ("builtin", False))}
+    real = [np.asarray(read_landmarks(f), np.float32) for f in real_files]
+    real_times = {runtime: interleaved_times([graphs[True], graphs[False]], real * 10, xnnpack)
+                  for runtime, xnnpack in (("xnnpack", True), ("builtin", False))}
 
     features = f" ({args.recipe})" if args.recipe else ""
     print(f"\n{args.members} x {model}{features}, max_len {max_len}; {len(sequences)} sequences of "
@@ -142,12 +147,11 @@ def main() -> None:
     bound = max_len / np.mean(np.minimum(lengths, max_len))
     print(f"proportional bound: {bound:.2f}x (mean frames seen {np.mean(np.minimum(lengths, max_len)):.1f} of "
           f"{max_len}); attention's quadratic share and the fixed cost of a call move the real figure off it")
-    if real_files:
-        frames = [len(r) for r in real]
-        print(f"{len(real)} real files from {args.real} ({min(frames)}-{max(frames)} frames), each timed 10 times:")
-        for runtime in ("xnnpack", "builtin"):
-            padded, unpadded = (float(np.mean(t)) for t in real_times[runtime])
-            print(f"{runtime:8} padded {padded:8.2f} ms, real-length {unpadded:8.2f} ms: {padded / unpadded:.2f}x")
+    frames = [len(r) for r in real]
+    print(f"{len(real)} real files from {args.real} ({min(frames)}-{max(frames)} frames), each timed 10 times:")
+    for runtime in ("xnnpack", "builtin"):
+        padded, unpadded = (float(np.mean(t)) for t in real_times[runtime])
+        print(f"{runtime:8} padded {padded:8.2f} ms, real-length {unpadded:8.2f} ms: {padded / unpadded:.2f}x")
     target = TARGETS.get(args.recipe)
     if target and max_len == base.preprocess.max_len and args.members == 3 and model == base.model.name:
         runtime, speedup, mean_ms = target

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,8 +72,12 @@ print(json.dumps(out))
 def ensure_venv(venv: Path) -> Path:
     python = venv / "bin" / "python"
     if not python.exists():
-        print(f"building {venv} ({', '.join(PINS)})", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        # tflite-runtime 2.14 has wheels for CPython 3.9 to 3.11 only: under 3.12, python3.11 on PATH
+        base = sys.executable if sys.version_info[:2] <= (3, 11) else shutil.which("python3.11")
+        if base is None:
+            raise SystemExit(f"building {venv} needs Python 3.11 or older: no python3.11 on PATH")
+        print(f"building {venv} ({', '.join(PINS)}) with {base}", flush=True)
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *PINS], check=True)
     return python
 
@@ -111,6 +116,10 @@ def ensemble_graph(path: Path) -> None:
 
 
 def main() -> None:
+    from kit import quiet
+
+    quiet.install()  # TF's start-up and converter logs off the terminal, as under kit's commands
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--venv", type=Path, default=VENV, help=f"the tflite-runtime 2.14 venv (default {VENV})")
     parser.add_argument("--calls", type=int, default=60, help="calls timed per graph, mode and kernels")

@@ -119,6 +119,10 @@ def run(cache_dir: Path, overrides: list[str], batches: int, what: str, cores: l
 
 
 def main() -> None:
+    from kit import quiet
+
+    quiet.install()  # TF's start-up and converter logs off the terminal, as under kit's commands
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model")
     parser.add_argument("--batches", type=int, default=150)

@@ -47,6 +47,10 @@ def rate(model, ds, steps: int, batch: int) -> float:
 
 
 def main() -> None:
+    from kit import quiet
+
+    quiet.install()  # TF's start-up and converter logs off the terminal, as under kit's commands
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", action="append", default=[],
                         help="float32 | mixed_bfloat16 | mixed_float16 (repeatable; default: the first two)")

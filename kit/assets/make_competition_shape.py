@@ -1,13 +1,13 @@
 """Build kit/assets/competition_shape.json, the real data set's shape that `kit synth --like-competition` copies.
 
-Run from the repository root with ../shared beside it:
+Run from the repository root:
 
     python kit/assets/make_competition_shape.py [IDS_CSV]
 
-IDS_CSV (default ../shared/data/islr-samples/train_ids_folds5.csv) lists every one of the 94,477 real asl-signs
+IDS_CSV (default samples/asl-signs/train_ids_folds5.csv) lists every one of the 94,477 real asl-signs
 train sequences as `participant_id,sequence_id,fold`, in train.csv order. The asset keeps only what synth needs:
 how many sequences each of the 21 real participants recorded (no sequence ids, no signs), so that the kit
-never reads ../shared at run time.
+never reads samples/ at run time (the wheel does not ship it).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT = ROOT.parent / "shared" / "data" / "islr-samples" / "train_ids_folds5.csv"
+DEFAULT = ROOT / "samples" / "asl-signs" / "train_ids_folds5.csv"
 OUT = Path(__file__).resolve().parent / "competition_shape.json"
 
 

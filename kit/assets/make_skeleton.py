@@ -1,10 +1,10 @@
 """Build kit/assets/skeleton.npz, the body geometry that `kit synth` animates, from the real samples.
 
-Run from the repository root with ../shared beside it:
+Run from the repository root:
 
     python kit/assets/make_skeleton.py [SAMPLES_DIR]
 
-It reads every real landmark file of the islr-samples folder and writes, in body units (x, y and z divided
+It reads every real landmark file of samples/asl-signs (or SAMPLES_DIR) and writes, in body units (x, y and z divided
 by the shoulder width of the frame; the origin is the midpoint of the two shoulders):
 
 - `face` [468, 3]: the mean face mesh, relative to the face-mesh nose tip;
@@ -118,7 +118,7 @@ def build(samples: Path) -> dict[str, np.ndarray]:
 
 def main() -> None:
     here = Path(__file__).resolve().parent
-    samples = Path(sys.argv[1]) if len(sys.argv) > 1 else here.parents[2] / "shared" / "data" / "islr-samples"
+    samples = Path(sys.argv[1]) if len(sys.argv) > 1 else here.parents[1] / "samples" / "asl-signs"
     target = here / "skeleton.npz"
     np.savez_compressed(target, **build(samples))
     print(f"wrote {target} ({target.stat().st_size} bytes) from {samples}")

@@ -15,7 +15,7 @@ Folders of images have no clock and are taken frame for frame.
 A frame where MediaPipe found no pose is dropped (and counted): the competition's files have a pose in every frame
 (pose was never missing in 747 real files), and without one Holistic finds nothing else either. A frame with a pose
 but no face is kept, its 468 face points NaN, as the competition's own files keep such frames (0.5% of their frames;
-three of the real samples in ../shared/data/islr-samples have some). The frames left are numbered 0, 1, 2 ...
+three of the real samples in samples/asl-signs have some). The frames left are numbered 0, 1, 2 ...
 Hands and faces that were not found are NaN (stored as nulls, as in the real files).
 
 The file has exactly the competition's columns and types. Its parquet metadata (key `kit.capture`) names the

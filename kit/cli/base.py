@@ -7,6 +7,8 @@ kit.cli, before any command can import TensorFlow.
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -20,11 +22,12 @@ quiet.install()  # before any command imports TensorFlow: its start-up chatter s
 
 class KitCommand(typer.core.TyperCommand):
     """A command whose help reads as the README does: arguments by their metavar (RUN_DIR, never {run_dir}) in the
-    usage line, and flags as flags (--dry-run, not --dry-run <bool>); and whose KitError, raised anywhere in it,
-    ends it with its one line, `Error: ...`, and exit status 1."""
+    usage line, flags as flags (--dry-run, not --dry-run <bool>) and paragraphs wrapped to the terminal (`reflowed`);
+    and whose KitError, raised anywhere in it, ends it with its one line, `Error: ...`, and exit status 1."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.help = reflowed(self.help)
         for param in self.params:
             if isinstance(param, typer.core.TyperArgument) and param.metavar is None:
                 param.metavar = param.name.upper()
@@ -50,6 +53,16 @@ class KitCommand(typer.core.TyperCommand):
                 name = param.metavar + ("..." if param.nargs != 1 else "")
                 pieces.append(name if param.required else f"[{name}]")
         return pieces
+
+
+def reflowed(text: str | None) -> str | None:
+    """A command's docstring as its help shows it: the line breaks made by hand inside a paragraph become spaces,
+    so that the terminal wraps each paragraph to its own width (typer keeps them after the first paragraph, and a
+    narrow terminal then wraps every hand-made line on its own, leaving ragged lines); an `Example` line keeps its
+    own line."""
+    if not text:
+        return text
+    return "\n\n".join(re.sub(r"\n(?!Example)", " ", p) for p in inspect.cleandoc(text).split("\n\n"))
 
 
 class KitTyper(typer.Typer):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -294,6 +294,9 @@ def export(run_dir: Path | None, models: list[Path] | None = None, out_dir: Path
                 zf.writestr("model.tflite", model)
         dropped = left_out(run_dir, fold_dirs, top or DEFAULT_TOP) \
             if run_dir is not None and not models and not full_members(run_dir) else []
-        quality = str(run_quality(run_dir)) if run_dir is not None else ""
+        quality = ""
+        if run_dir is not None:  # the models of this export, wherever --out put it (not those of RUN/export)
+            own = out_dir.resolve() == (Path(run_dir) / "export").resolve()
+            quality = str(replace(run_quality(run_dir), exported=len(fold_dirs), export_dir=None if own else out_dir))
         return ExportResult(out_dir, [str(d) for d in fold_dirs], len(model), gates, force, members, competition,
                             dropped, quality)

@@ -28,6 +28,7 @@ class Quality:
     full_fits: int
     exported: int | None  # models in RUN/export/export.json; None before kit export
     finish: str | None = None  # the command that trains the missing folds, where one works from the run's files
+    export_dir: Path | None = None  # the export `exported` counts, when not RUN/export (kit export --out DIR)
 
     @property
     def problems(self) -> list[str]:
@@ -47,7 +48,8 @@ class Quality:
             cv = f"CV {self.cv_accuracy:.3f} over {of} folds" + (
                 f" (chance {self.chance:.3f})" if self.chance is not None else "")
         full = f", {plural(self.full_fits, 'full fit')}" if self.full_fits else ""
-        kept = f"; its export keeps {plural(self.exported, 'model')}" if self.exported is not None else ""
+        where = "its export" if self.export_dir is None else f"the export in {self.export_dir}"
+        kept = f"; {where} keeps {plural(self.exported, 'model')}" if self.exported is not None else ""
         return f"run {self.run_dir}: {cv}{full}{kept}"
 
 

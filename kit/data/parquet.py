@@ -36,7 +36,7 @@ _TYPE_NAMES = tuple(name for name, _ in TYPES)
 _FRAME_TYPES = np.repeat(np.arange(len(TYPES), dtype=np.int32), [count for _, count in TYPES])
 _FRAME_INDEX = np.asarray(landmark_index_column(), dtype=np.int16)
 # NaN is the competition's own mark of a landmark MediaPipe did not find, in any group: hands are missing in most
-# frames, and the face is missing too in some. Checked against the real samples (../shared/data/islr-samples: 3 of
+# frames, and the face is missing too in some. Checked against the real samples (samples/asl-signs: 3 of
 # its 10 files have frames whose 468 face points are all NaN) and a public sample of 747 real files (124 of 23,435
 # frames without a face, in 27 files; pose never missing there). The scorer hands such frames to the model as they
 # are, so a NaN is data, never damage: only values no tracker writes (inf, |x| beyond float16) are refused.

@@ -42,7 +42,7 @@ LENGTH_SALT, SLOT_SALT = 32452843, 49979687  # random streams apart from kit.dat
 # Chosen to give the real competition's median ~33 and mean ~38 frames, most under 100 (98 %) and a long tail
 # (0.1 % over ~320, a few dozen at MAX_LENGTH in the full set). The short part stands for recordings where the
 # tracker caught only a glimpse: 5 of the 10 real sample files have 3 to 7 frames (a public sample of 747 real
-# files has a median of 18). Not fitted: the real lengths are not in ../shared; tests/data/test_rehearsal.py checks
+# files has a median of 18). Not fitted: the real lengths are not in samples/; tests/data/test_rehearsal.py checks
 # these figures and the 10 samples against them.
 LENGTHS = ((0.03, 8.0, 0.6), (0.91, 33.0, 0.40), (0.06, 72.0, 0.70))
 MAX_LENGTH = 500

@@ -35,7 +35,7 @@ MIN_FRAMES, MAX_FRAMES = 12, 80
 MAX_FIRST_FRAME = 150  # real files start anywhere from frame 0 to a few hundred
 # Frames without a face, as in the real files: in a public sample of 747 real files, 27 (3.6%) had a run of frames
 # whose 468 face points are all NaN, 124 of 23,435 frames (0.53%, about 4.6 per such file; the three such files in
-# ../shared/data/islr-samples have runs of 1, 2 and 5). Pose was never missing there, so it never is here.
+# samples/asl-signs have runs of 1, 2 and 5). Pose was never missing there, so it never is here.
 FACELESS_FILES = 0.036
 FACELESS_RUN = (1, 8)  # frames in a run, uniform: mean 4.5
 

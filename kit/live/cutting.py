@@ -4,7 +4,7 @@ Two modes, chosen on the page:
 - "hands": a sign starts at the first frame with a hand and ends once no hand has been seen for `gap` seconds; the
   sign is its first to its last frame with a hand (the hand-less frames of the wait are not part of it, nor is the
   rest before it). A hand seen again within `gap` continues the same sign: MediaPipe loses hands for a few frames
-  in the middle of real signs (3 of the 10 real samples in ../shared/data/islr-samples have a hand-less stretch of
+  in the middle of real signs (3 of the 10 real samples in samples/asl-signs have a hand-less stretch of
   a second or more inside the sign: 34, 36 and 80 frames), and a sign is cut in two only where such a stretch
   lasts `gap` or longer.
 - "key": a sign is every frame while a key is held, hands or not.

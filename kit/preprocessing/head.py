@@ -2,7 +2,7 @@
 
 The reference is the face mesh's nose tip. Real competition files have frames without a face: all 468 face points
 NaN (124 of 23,435 frames, in 27 of 747 files of a public sample of the real data; three of the real samples in
-../shared/data/islr-samples have such frames). In those frames the pose's nose stands in: the same point on the
+samples/asl-signs have such frames). In those frames the pose's nose stands in: the same point on the
 body, found by the pose model, which was never missing in those files. The two models place it a little apart (on a
 real sample, 0.03 of the image width), so the stand-in is moved by the sequence's mean offset between them over the
 frames that have both: a sequence that loses its face for a few frames keeps its centre. Only a frame with neither

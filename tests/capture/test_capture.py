@@ -161,10 +161,10 @@ def test_video_is_resampled_to_30_fps_keeping_only_frames_with_a_pose(clip):
     assert 0 < clip.ms_per_frame < 1000
 
 
-def test_capture_schema_is_the_real_files_schema(clip, shared_samples):
+def test_capture_schema_is_the_real_files_schema(clip, real_samples):
     """Column names, order and types equal a real competition file's; 543 rows a frame in the competition's order,
     frames numbered 0, 1, 2 ... without gaps, row_id "<frame>-<type>-<index>", missing hands stored as nulls."""
-    real = pq.read_schema(next((shared_samples / "train_landmark_files").glob("*/*.parquet")))
+    real = pq.read_schema(next((real_samples / "train_landmark_files").glob("*/*.parquet")))
     ours = pq.read_schema(clip.out)
     assert [(f.name, f.type) for f in ours] == [(f.name, f.type) for f in real]
     table = pq.read_table(clip.out).to_pandas()
@@ -297,7 +297,7 @@ def test_predict_names_the_top_signs_of_a_capture_as_the_scorer_runs_the_model(e
 
 
 @pytest.mark.slow  # draws 75 video frames into a GIF
-def test_overlay_draws_the_landmarks_where_mediapipe_found_them(photo, clip, tmp_path, shared_samples):
+def test_overlay_draws_the_landmarks_where_mediapipe_found_them(photo, clip, tmp_path, real_samples):
     """kit show PHOTO --overlay paints the right wrist in the right hand's red at its pixel; a capture is drawn
     over its source video, one GIF frame per landmark frame; a file with no video to draw on fails in one line."""
     from PIL import Image
@@ -327,7 +327,7 @@ def test_overlay_draws_the_landmarks_where_mediapipe_found_them(photo, clip, tmp
     with Image.open(tmp_path / "clip.gif") as gif:
         assert gif.n_frames == clip.frames and gif.size[0] == 480
 
-    real = next((shared_samples / "train_landmark_files").glob("*/*.parquet"))
+    real = next((real_samples / "train_landmark_files").glob("*/*.parquet"))
     result = runner.invoke(app, ["show", str(real), "--overlay", "--out", str(tmp_path / "real.gif")])
     assert result.exit_code == 1 and result.output.startswith("Error: ") and "--video" in result.output
     assert len(result.output.strip().splitlines()) == 1

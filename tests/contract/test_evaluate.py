@@ -76,13 +76,13 @@ def test_evaluate_reads_submission_zip_and_filters_signers(synth_data, tmp_path)
     assert "on 4 sequences" in result.output and f"{pid}:" in result.output
 
 
-def test_real_samples_are_scored(shared_samples, tmp_path):
+def test_real_samples_are_scored(real_samples, tmp_path):
     """The five labelled real samples (cloud, owie, hello, thankyou x2; three with frames without a face) load and
     score through the scorer's loader."""
     data = tmp_path / "real"
-    shutil.copytree(shared_samples / "train_landmark_files", data / "train_landmark_files")
-    shutil.copy(shared_samples / "sign_to_prediction_index_map.json", data)
-    with open(shared_samples / "samples.csv", newline="") as f:
+    shutil.copytree(real_samples / "train_landmark_files", data / "train_landmark_files")
+    shutil.copy(real_samples / "sign_to_prediction_index_map.json", data)
+    with open(real_samples / "samples.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["sign"]]
     pd.DataFrame(rows).to_csv(data / "train.csv", index=False)
     (tmp_path / "m.tflite").write_bytes(frame_count_model())

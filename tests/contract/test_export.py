@@ -34,13 +34,13 @@ def test_exported_model_keeps_contract_and_stays_finite(exported):
         assert abs(out.sum() - 1) < 1e-4, name
 
 
-def test_predict_answers_on_the_real_files_with_frames_without_a_face(exported, shared_samples):
+def test_predict_answers_on_the_real_files_with_frames_without_a_face(exported, real_samples):
     """kit predict on the three real files whose face is missing in some frames: read as data, a finite
     distribution over the 250 signs, no error."""
     from kit.contract.predict import predict
 
     for sample in ("30680/2113802134", "27610/4023682555", "49445/1603631219"):
-        answer = predict(exported.submission, shared_samples / "train_landmark_files" / f"{sample}.parquet")
+        answer = predict(exported.submission, real_samples / "train_landmark_files" / f"{sample}.parquet")
         assert answer.frames in (6, 7) and len(answer.top) == 5
         assert all(np.isfinite(p) for _, _, p in answer.top), sample
 

@@ -10,9 +10,9 @@ from kit.errors import KitError
 from kit.data.folds import assign_folds
 
 
-def test_no_participant_in_two_folds_on_the_real_id_list(shared_samples):
+def test_no_participant_in_two_folds_on_the_real_id_list(real_samples):
     """On the real 94,477 ids (21 signers): each participant sits in exactly one of 5 folds, all folds used."""
-    ids = pd.read_csv(shared_samples / "train_ids_folds5.csv")
+    ids = pd.read_csv(real_samples / "train_ids_folds5.csv")
     folds = assign_folds(ids["participant_id"].to_numpy(), 5)
     per_participant = pd.Series(folds).groupby(ids["participant_id"].to_numpy()).nunique()
     assert (per_participant == 1).all()

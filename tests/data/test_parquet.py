@@ -80,9 +80,9 @@ def real_files(samples: Path) -> list[Path]:
     return sorted((samples / "train_landmark_files").glob("*/*.parquet"))
 
 
-def test_real_samples_read_as_the_competition_loader_reads_them(shared_samples):
+def test_real_samples_read_as_the_competition_loader_reads_them(real_samples):
     """Every real sample gives the same float32 [frames, 543, 3] array as the competition's loader, NaN included."""
-    files = real_files(shared_samples)
+    files = real_files(real_samples)
     assert len(files) == 10
     for path in files:
         expected = competition_loader(path)
@@ -91,16 +91,16 @@ def test_real_samples_read_as_the_competition_loader_reads_them(shared_samples):
         np.testing.assert_array_equal(got, expected)  # NaN positions must match too
 
 
-# The frames without a face in the real samples (README of islr-samples): 1, 2 and 5 frames in three files.
+# The frames without a face in the real samples (samples/asl-signs/README.md): 1, 2 and 5 frames in three files.
 REAL_FACELESS = {"2113802134": [4], "4023682555": [1, 2, 3, 4, 5], "1603631219": [2, 3]}
 
 
-def test_real_samples_keep_frame_counts_missing_hands_and_frames_without_a_face(shared_samples):
+def test_real_samples_keep_frame_counts_missing_hands_and_frames_without_a_face(real_samples):
     """Frame counts are the row count / 543 (3..105 in the samples). Pose is complete in every frame; a face or a
     hand is either whole or NaN in all its points, and three real files have frames without a face: those read as
     data, not damage, at the frames where the competition's loader finds them."""
     lengths = {}
-    for path in real_files(shared_samples):
+    for path in real_files(real_samples):
         frames = read_landmarks(path)
         lengths[path.stem] = len(frames)
         assert not np.isnan(frames[:, OFFSET["pose"]:OFFSET["right_hand"]]).any()
@@ -111,9 +111,9 @@ def test_real_samples_keep_frame_counts_missing_hands_and_frames_without_a_face(
     assert lengths["4023682555"] == 7 and lengths["2113802134"] == 6 and lengths["1603631219"] == 6
 
 
-def test_float16_reading_rounds_each_value_to_nearest(shared_samples):
+def test_float16_reading_rounds_each_value_to_nearest(real_samples):
     """dtype=float16 (the cache's) is the float64 value rounded once to the nearest float16, NaN kept."""
-    for path in real_files(shared_samples)[:3]:
+    for path in real_files(real_samples)[:3]:
         exact = pd.read_parquet(path, columns=["x", "y", "z"]).values.reshape(-1, N_LANDMARKS, 3)
         np.testing.assert_array_equal(read_landmarks(path, dtype=np.float16), exact.astype(np.float16))
 

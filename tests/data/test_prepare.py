@@ -77,13 +77,13 @@ def make_data(data: Path, n_files: int, **kwargs) -> Path:
 
 
 @pytest.fixture
-def real_data(tmp_path, shared_samples) -> Path:
+def real_data(tmp_path, real_samples) -> Path:
     """The 10 real samples as a competition folder (three with frames without a face); the 5 rows without a sign
     get signs from the map."""
     data = tmp_path / "real"
-    shutil.copytree(shared_samples / "train_landmark_files", data / "train_landmark_files")
-    shutil.copy(shared_samples / "sign_to_prediction_index_map.json", data)
-    with open(shared_samples / "samples.csv", newline="") as f:
+    shutil.copytree(real_samples / "train_landmark_files", data / "train_landmark_files")
+    shutil.copy(real_samples / "sign_to_prediction_index_map.json", data)
+    with open(real_samples / "samples.csv", newline="") as f:
         rows = [[r["path"], r["participant_id"], r["sequence_id"], r["sign"] or SIGNS[i]]
                 for i, r in enumerate(csv.DictReader(f))]
     write_train_csv(data, rows)

@@ -42,10 +42,10 @@ def written(tmp_path_factory) -> Path:
     return out
 
 
-def test_shipped_counts_are_the_real_ones(shared_samples):
+def test_shipped_counts_are_the_real_ones(real_samples):
     """The asset holds the real train.csv's 21 participants and their sequence counts, 94,477 in all."""
     counts = real_counts()
-    assert counts == counts_from_csv(shared_samples / "train_ids_folds5.csv")
+    assert counts == counts_from_csv(real_samples / "train_ids_folds5.csv")
     assert len(counts) == 21 and sum(counts.values()) == REAL_TOTAL
 
 
@@ -59,7 +59,7 @@ def test_full_plan_has_the_real_shape(full):
     assert len(per_signer_sign) == 21 * N_CLASSES  # every signer does every sign
 
 
-def test_lengths_spread_like_the_competition(full, shared_samples):
+def test_lengths_spread_like_the_competition(full, real_samples):
     """Median ~33 and mean ~38 frames, 1 to 500, most under 100, a long tail; the 10 real samples' lengths (3 to
     105) fall inside the model's 0.1..99.9 percentiles (3 and 311 frames; 105 is its 98th)."""
     frames = full["frames"].to_numpy()
@@ -67,7 +67,7 @@ def test_lengths_spread_like_the_competition(full, shared_samples):
     assert frames.min() >= 1 and frames.max() <= 500 and (frames < 100).mean() > 0.95
     assert np.percentile(frames, 99.9) > 250 and (frames <= 6).mean() > 0.005
     real = [pq.read_metadata(p).num_rows // N_LANDMARKS
-            for p in (shared_samples / "train_landmark_files").glob("*/*.parquet")]
+            for p in (real_samples / "train_landmark_files").glob("*/*.parquet")]
     low, high = np.percentile(frames, [0.1, 99.9])
     assert len(real) == 10 and all(low <= n <= high for n in real), (sorted(real), low, high)
 

@@ -51,9 +51,9 @@ def test_columns_and_dtypes(data):
         assert [(f.name, f.type) for f in schema] == expected, path
 
 
-def test_schema_equals_the_real_samples(data, shared_samples):
+def test_schema_equals_the_real_samples(data, real_samples):
     """A synthetic file has the same parquet schema as a real one, and pandas reads both to the same dtypes."""
-    real = next((shared_samples / "train_landmark_files").glob("*/*.parquet"))
+    real = next((real_samples / "train_landmark_files").glob("*/*.parquet"))
     ours = files(data)[0]
     assert pq.read_schema(ours).equals(pq.read_schema(real), check_metadata=False)
     assert pq.ParquetFile(ours).schema.equals(pq.ParquetFile(real).schema)  # the parquet-level types too

@@ -1,7 +1,7 @@
 """kit fetch against the Kaggle stub: the real `kaggle` client, a real HTTP server on 127.0.0.1, nothing mocked.
 
 The stub serves a small competition in the real layout (kit synth's signers plus one long sequence, participant
-99999, big enough to be cut mid-download); one test serves the real samples from ../shared.
+99999, big enough to be cut mid-download); one test serves the real samples (samples/asl-signs).
 """
 
 from __future__ import annotations
@@ -269,15 +269,15 @@ def test_unknown_participant_is_named(stub, tmp_path):
         in result.output
 
 
-def test_real_samples_arrive_intact(shared_samples, tmp_path, monkeypatch):
+def test_real_samples_arrive_intact(real_samples, tmp_path, monkeypatch):
     """The real competition files (6 of 2 signers, one with frames without a face), through the client and back:
     byte-identical and readable as landmarks."""
     from kit.data.parquet import read_landmarks
 
-    with KaggleStub(tmp_path / "kaggle", read_competition(shared_samples)) as server:
+    with KaggleStub(tmp_path / "kaggle", read_competition(real_samples)) as server:
         sign_in(monkeypatch, server, tmp_path / "home")
         result = fetch(tmp_path / "data", "--participants", "16069,49445")
         assert result.exit_code == 0, result.output
     got = landmark_files(tmp_path / "data")
-    assert len(got) == 6 and all(data == (shared_samples / path).read_bytes() for path, data in got.items())
+    assert len(got) == 6 and all(data == (real_samples / path).read_bytes() for path, data in got.items())
     assert all(read_landmarks(tmp_path / "data" / path).shape[1:] == (543, 3) for path in got)

@@ -42,10 +42,10 @@ def runs_apart(hand_frames: np.ndarray, gap: float) -> list[tuple[int, int]]:
     return [(int(run[0]), int(run[-1]) + 1) for run in np.split(hand_frames, splits)]
 
 
-def test_each_real_sign_between_rests_is_one_cut_from_its_first_to_its_last_hand(shared_samples):
+def test_each_real_sign_between_rests_is_one_cut_from_its_first_to_its_last_hand(real_samples):
     """With a gap longer than any sample's hand-less stretch, each real sign is one cut, spanning exactly its first
     to its last frame with a hand: the rest before it and the wait after it are not part of it."""
-    hands = real_hands(shared_samples)
+    hands = real_hands(real_samples)
     longest = max(int(np.diff(np.flatnonzero(h)).max(initial=1)) - 1 for h in hands)  # hand-less frames in a row
     assert longest == 80  # 16069/10042041's hands go unseen for 2.7 s in the middle of its sign
     gap = (longest + 2) / FPS
@@ -55,11 +55,11 @@ def test_each_real_sign_between_rests_is_one_cut_from_its_first_to_its_last_hand
     assert cut_signs(times, flat, gap) == expected
 
 
-def test_with_the_default_gap_a_real_sign_splits_only_at_hand_less_stretches_of_a_second(shared_samples):
+def test_with_the_default_gap_a_real_sign_splits_only_at_hand_less_stretches_of_a_second(real_samples):
     """The default gap (1 s): a sign is cut in two exactly where its hands went unseen for a second or more (3 of
     the 10 real samples have one: 34, 36 and 80 frames); every frame with a hand is in exactly one cut, and every
     cut starts and ends on a frame with a hand."""
-    hands = real_hands(shared_samples)
+    hands = real_hands(real_samples)
     times, flat, starts = stream(hands, rest_frames=45)
     cuts = cut_signs(times, flat)
     expected = [Cut(start + a, start + b) for start, h in zip(starts, hands)
@@ -99,13 +99,13 @@ def test_bad_settings_fail_in_one_line():
         SignCutter(mode="voice")
 
 
-def test_a_cut_sign_becomes_the_sequence_kit_capture_would_write(shared_samples):
+def test_a_cut_sign_becomes_the_sequence_kit_capture_would_write(real_samples):
     """Sample-and-hold to 30 fps on the frames' own clock (a frame tracked at 15 fps stands for two), frames without
     a pose dropped: kit capture's rule (kit.capture.holistic.resample), on a real sample's frames."""
     from kit.data.parquet import read_landmarks
     from kit.live.session import competition_sequence
 
-    real = read_landmarks(shared_samples / "train_landmark_files" / "16069" / "100015657.parquet")[:20]
+    real = read_landmarks(real_samples / "train_landmark_files" / "16069" / "100015657.parquet")[:20]
     frames, index = competition_sequence(real, np.arange(20) / 15.0)
     assert frames.dtype == np.float32 and frames.shape == (39, 543, 3)  # 19 held twice, the last once
     assert index.tolist() == np.repeat(np.arange(20), [2] * 19 + [1]).tolist()

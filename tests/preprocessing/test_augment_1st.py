@@ -189,7 +189,7 @@ def test_masks_write_nan_only():
 @pytest.mark.parametrize("preprocess_cfg", [PreprocessConfig(), PreprocessConfig(
     max_len=32, points="1st", center="face17", scale="axis_std", drop_frames="empty", long="first", diffs=2)],
     ids=["kit", "1st"])
-def test_augmented_real_sequences_preprocess_to_finite_features(shared_samples, preprocess_cfg):
+def test_augmented_real_sequences_preprocess_to_finite_features(real_samples, preprocess_cfg):
     """Every real sample, with every augmentation firing (masks and resampling together), still preprocesses to
     finite features with at least one real step, on the kit's points and the 1st place's."""
     from kit.data.parquet import read_landmarks
@@ -204,7 +204,7 @@ def test_augmented_real_sequences_preprocess_to_finite_features(shared_samples, 
         out, _ = augment.chain(keep_frames(frames, cfg.preprocess, RESIDENT), cfg, number, RESIDENT)
         return preprocess(out, cfg.preprocess, RESIDENT, frames_dropped=True)
 
-    paths = sorted(shared_samples.glob("**/*.parquet"))
+    paths = sorted(real_samples.glob("**/*.parquet"))
     assert paths
     for path in paths:
         frames = read_landmarks(path)[:, RESIDENT]

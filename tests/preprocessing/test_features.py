@@ -144,7 +144,7 @@ def test_keras_layer_carries_every_option():
     np.testing.assert_array_equal(layer(frames)[0].numpy(), clone(frames)[0].numpy())
 
 
-def test_every_option_converts_to_builtin_tflite_and_matches(shared_samples):
+def test_every_option_converts_to_builtin_tflite_and_matches(real_samples):
     """With all options on, the graph converts with builtin ops only, runs on TFLite 2.9.1's op versions,
     and matches the eager features on every real sample within 1e-4."""
     from kit.contract import tflite
@@ -162,7 +162,7 @@ def test_every_option_converts_to_builtin_tflite_and_matches(shared_samples):
     model = converter.convert()
     assert runtime_problems(model) == []
     lite = tflite.interpreter(model).get_signature_runner()
-    for path in sorted(shared_samples.glob("train_landmark_files/*/*.parquet")):
+    for path in sorted(real_samples.glob("train_landmark_files/*/*.parquet")):
         frames = load_scorer_frames(path)
         eager, mask = run(frames, ALL)
         out = lite(inputs=frames)

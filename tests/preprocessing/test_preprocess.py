@@ -36,10 +36,10 @@ def tflite_preprocess():
     return interp.get_signature_runner()
 
 
-def test_same_output_eager_graph_and_tflite(shared_samples, tflite_preprocess):
+def test_same_output_eager_graph_and_tflite(real_samples, tflite_preprocess):
     """On every real sample, eager, tf.function and the TFLite interpreter agree within 1e-5."""
     graph = tf.function(lambda x: preprocess(x, CFG))
-    for name, frames in real_sequences(shared_samples).items():
+    for name, frames in real_sequences(real_samples).items():
         eager_f, eager_m = (t.numpy() for t in preprocess(frames, CFG))
         graph_f, graph_m = (t.numpy() for t in graph(tf.constant(frames)))
         lite = tflite_preprocess(inputs=frames)
@@ -48,9 +48,9 @@ def test_same_output_eager_graph_and_tflite(shared_samples, tflite_preprocess):
         assert np.array_equal(eager_m, lite["mask"]) and np.array_equal(eager_m, graph_m), name
 
 
-def test_output_shape_and_no_nan(shared_samples):
+def test_output_shape_and_no_nan(real_samples):
     """Features are [max_len, F] with no NaN; the mask counts the kept frames (at least one)."""
-    for name, frames in real_sequences(shared_samples).items():
+    for name, frames in real_sequences(real_samples).items():
         features, mask = (t.numpy() for t in preprocess(frames, CFG))
         assert features.shape == (CFG.max_len, n_features(CFG)), name
         assert not np.isnan(features).any(), name
@@ -58,14 +58,14 @@ def test_output_shape_and_no_nan(shared_samples):
         assert np.all(features[mask == 0] == 0), name
 
 
-def test_frames_without_a_face_centre_on_the_pose_s_nose(shared_samples):
+def test_frames_without_a_face_centre_on_the_pose_s_nose(real_samples):
     """Real files have frames without a face: there the pose's nose (moved by its mean offset to the face's nose)
     is the head. A real sequence that loses its face in 6 of 30 frames keeps its hands where they were; one without
     a face in any frame stays finite, its hands where they were up to the unit of length (lips and eyes no longer
     count in the spread: a scale, a small shift). Train (the resident layout) and serve (543 points) agree."""
     from kit.training.pipeline import RESIDENT
 
-    frames = load_scorer_frames(shared_samples / "train_landmark_files" / "22343" / "239181.parquet")
+    frames = load_scorer_frames(real_samples / "train_landmark_files" / "22343" / "239181.parquet")
     hands = slice(0, 2 * 2 * 21)  # x, y of both hands come first
     with_face, mask = (t.numpy()[..., hands] for t in preprocess(frames, CFG))
     some = frames.copy()
@@ -126,14 +126,14 @@ def test_keras_layer_round_trips_its_config():
 
 @pytest.mark.parametrize("options", [{}, dict(dominant_hand=True, shoulder_unit=True, distances=True, angles=True,
                                               motion=True, trim_idle=True), dict(use_z=True, drop_frames="none")])
-def test_unpadded_output_is_the_real_rows_of_the_padded_one(shared_samples, options):
+def test_unpadded_output_is_the_real_rows_of_the_padded_one(real_samples, options):
     """pad=False (the exported graph) gives exactly the frames the padded output marks real, for every feature
     option, on the real samples and on sequences shorter than, equal to and longer than max_len."""
     from kit.contract.gates import plausible_frames
 
     cfg = PreprocessConfig(max_len=16, **options)
     rng = np.random.default_rng(0)
-    sequences = list(real_sequences(shared_samples).values()) + [plausible_frames(rng, n) for n in (1, 16, 17, 90)]
+    sequences = list(real_sequences(real_samples).values()) + [plausible_frames(rng, n) for n in (1, 16, 17, 90)]
     for frames in sequences:
         padded, mask = (t.numpy() for t in preprocess(frames, cfg))
         real, ones = (t.numpy() for t in preprocess(frames, cfg, pad=False))

@@ -53,9 +53,9 @@ def test_right_wrist_is_drawn_where_it_is_with_y_pointing_down():
     assert np.abs(rows - row).max() <= 4 and np.abs(cols - col).max() <= 4
 
 
-def test_real_sample_animates_into_a_gif_of_every_frame(shared_samples, tmp_path):
+def test_real_sample_animates_into_a_gif_of_every_frame(real_samples, tmp_path):
     """A real competition file becomes a GIF with one frame per landmark frame, through the real CLI."""
-    path = shared_samples / "train_landmark_files" / "22343" / "239181.parquet"
+    path = real_samples / "train_landmark_files" / "22343" / "239181.parquet"
     out = tmp_path / "real.gif"
     result = runner.invoke(app, ["show", str(path), "--out", str(out), "--dpi", str(SMALL_DPI), "--fps", "10"])
     assert result.exit_code == 0, result.output
@@ -66,11 +66,11 @@ def test_real_sample_animates_into_a_gif_of_every_frame(shared_samples, tmp_path
 
 
 @pytest.mark.parametrize("sample", ["30680/2113802134", "27610/4023682555", "49445/1603631219"])
-def test_real_files_with_frames_without_a_face_animate(shared_samples, tmp_path, sample):
+def test_real_files_with_frames_without_a_face_animate(real_samples, tmp_path, sample):
     """The real files whose face is missing in some frames (1, 5 and 2 of them) show like any other: one GIF frame
     per landmark frame, the faceless ones drawn without a face."""
     out = tmp_path / "faceless.gif"
-    result = runner.invoke(app, ["show", str(shared_samples / "train_landmark_files" / f"{sample}.parquet"), "--out",
+    result = runner.invoke(app, ["show", str(real_samples / "train_landmark_files" / f"{sample}.parquet"), "--out",
                                  str(out), "--dpi", str(SMALL_DPI)])
     assert result.exit_code == 0, result.output
     with Image.open(out) as gif:

@@ -18,12 +18,12 @@ FIRST = ["train.resample_prob=0.8", "train.random_crop=true", "train.affine_prob
 
 
 @pytest.fixture(scope="module")
-def sample(shared_samples):
-    return shared_samples / "train_landmark_files" / "22343" / "239181.parquet"  # 30 frames
+def sample(real_samples):
+    return real_samples / "train_landmark_files" / "22343" / "239181.parquet"  # 30 frames
 
 
-def test_augment_draws_a_grid_and_names_every_augmentation(shared_samples, tmp_path):
-    short = shared_samples / "train_landmark_files" / "27610" / "4023682555.parquet"  # 7 frames: a quick GIF
+def test_augment_draws_a_grid_and_names_every_augmentation(real_samples, tmp_path):
+    short = real_samples / "train_landmark_files" / "27610" / "4023682555.parquet"  # 7 frames: a quick GIF
     out = tmp_path / "aug.gif"
     sets = [arg for s in FIRST + ["train.rotate_deg=10", "preprocess.max_len=4"] for arg in ("--set", s)]
     result = runner.invoke(app, ["show", str(short), "--augment", "4", "--out", str(out), "--dpi", "30", *sets])

@@ -76,15 +76,15 @@ def test_cache_gives_the_same_numbers_and_bad_files_are_named(data, tmp_path):
     assert (tmp_path / "b2" / "signs.png").is_file()
 
 
-def test_real_samples_count_the_frames_without_a_face(shared_samples, tmp_path):
+def test_real_samples_count_the_frames_without_a_face(real_samples, tmp_path):
     """The 10 real samples: every file is read (none is "damaged"), and 8 of their 392 frames, in 3 files, have
     no face: counted per participant and in the summary."""
     import shutil
 
     data = tmp_path / "real"
-    shutil.copytree(shared_samples / "train_landmark_files", data / "train_landmark_files")
-    shutil.copy(shared_samples / "sign_to_prediction_index_map.json", data)
-    rows = pd.read_csv(shared_samples / "samples.csv").fillna({"sign": "TV"})
+    shutil.copytree(real_samples / "train_landmark_files", data / "train_landmark_files")
+    shutil.copy(real_samples / "sign_to_prediction_index_map.json", data)
+    rows = pd.read_csv(real_samples / "samples.csv").fillna({"sign": "TV"})
     rows.to_csv(data / "train.csv", index=False)
     stats = data_stats(data, tmp_path / "plots")
     assert not stats.bad and sum(p.frames for p in stats.participants.values()) == 392

@@ -38,7 +38,7 @@ def preprocess_configs() -> list[PreprocessConfig]:
     return configs + [PreprocessConfig(max_len=32, **{option: True}) for option in OPTIONS]
 
 
-def test_resident_landmarks_hold_everything_preprocessing_reads(shared_samples):
+def test_resident_landmarks_hold_everything_preprocessing_reads(real_samples):
     """Rule: the pipeline keeps only RESIDENT landmarks in RAM, so preprocessing those columns must give
     exactly what it gives on the full 543-point frame, for every recipe and option, on the real samples;
     and the mirror, the affine augmentation and the dominant-hand flip must map them onto themselves."""
@@ -47,7 +47,7 @@ def test_resident_landmarks_hold_everything_preprocessing_reads(shared_samples):
     assert len(RESIDENT) < L.N_LANDMARKS / 4  # the memory plan: 135 of 543 points
     perm = augment.mirror_permutation()
     assert set(perm[RESIDENT].tolist()) == set(RESIDENT.tolist())
-    for frames in real_sequences(shared_samples):
+    for frames in real_sequences(real_samples):
         full = tf.constant(frames)
         kept = tf.constant(frames[:, RESIDENT])
         for cfg in preprocess_configs():

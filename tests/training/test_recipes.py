@@ -90,11 +90,11 @@ def notebook_preprocess(frames: np.ndarray, max_len: int = 384) -> np.ndarray:
     return np.nan_to_num(out, nan=0.0)
 
 
-def test_conv1st_preprocessing_is_the_notebooks_on_the_real_samples(shared_samples):
+def test_conv1st_preprocessing_is_the_notebooks_on_the_real_samples(real_samples):
     """Rule: on every real file (faceless frames included), conv1st's preprocessing, padded or on real frames only,
     gives what the 1st place's Preprocess computes; and a long sequence keeps its first max_len frames."""
     cfg = C.recipe("conv1st").preprocess
-    files = sorted(shared_samples.glob("**/*.parquet"))
+    files = sorted(real_samples.glob("**/*.parquet"))
     assert len(files) == 10
     for path in files:
         frames = read_landmarks(path)
