@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.environment import user_home
 from tests.runs import fake_run
 
-VENV = Path(os.environ.get("KIT_SCORER_VENV", Path.home() / ".cache" / "kit" / "tflite-runtime-2.14"))
+# In the user's own home (the suite runs in a home of its own: tests/environment.py), where the bench builds it too
+VENV = Path(os.environ.get("KIT_SCORER_VENV", user_home() / ".cache" / "kit" / "tflite-runtime-2.14"))
 PINS = ["tflite-runtime==2.14.0", "numpy<2"]
 
 RUN = r'''
@@ -40,7 +42,8 @@ def scorer_python() -> Path:
     if not python.exists():
         try:
             subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True)
-            subprocess.run([str(python), "-m", "pip", "install", "-q", *PINS], check=True, capture_output=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", *PINS], check=True, capture_output=True,
+                           env={**os.environ, "HOME": str(user_home())})  # pip's own config: where to find wheels
         except subprocess.CalledProcessError as err:
             message = f"cannot build {VENV} ({', '.join(PINS)}): {err.stderr.decode().strip()[-300:]}"
             if os.environ.get("CI", "").lower() == "true":
