@@ -242,12 +242,21 @@ def test_a_dry_run_or_a_failed_start_is_no_dead_end(stub, tmp_path, monkeypatch)
     assert state(run)["config"]["train"]["epochs"] == 3 and len(stub.calls("SaveKernel")) == 2
 
 
+def release_once_refused(stub) -> None:
+    """Release the held kernels once the stub has answered a second push (refused: the first kernel holds the one
+    session), not after a fixed second, which a busy machine spends before its first push (up to 300 s)."""
+    deadline = time.monotonic() + 300
+    while len([c for c in stub.calls("SaveKernel") if c.status]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stub.release_kernels()
+
+
 def test_a_busy_slot_waits_and_a_refused_push_is_never_a_second_session(stub, tmp_path):
     """Kaggle runs one more session only: the second kernel is refused ("Maximum batch GPU session count"), kit
     waits for its first kernel to end, then pushes it; every fold group runs exactly once."""
     stub.max_sessions = 1
     stub.hold_kernels()
-    threading.Timer(1.0, stub.release_kernels).start()
+    threading.Thread(target=release_once_refused, args=(stub,), daemon=True).start()
     run = tmp_path / "run"
     result = start(run)
     assert result.exit_code == 0, result.output
