@@ -505,7 +505,10 @@ class KaggleStub:
             (inputs / COMPETITION / name).write_bytes(data)
         working.mkdir(parents=True)
         if self.kernel_runner is not None:
-            code, out, err = self.kernel_runner(version["body"], inputs, working)
+            try:
+                code, out, err = self.kernel_runner(version["body"], inputs, working)
+            except Exception as error:  # a kernel that crashes ends in error, as on Kaggle, not RUNNING for ever
+                code, out, err = 1, "", f"kaggle stub: the kernel runner raised {error!r}\n"
         else:
             script = root / version["body"].get("slug", "k").split("/")[1]
             script = script.with_suffix(".py")

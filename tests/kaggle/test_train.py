@@ -44,9 +44,14 @@ def kernel_module():
     return module
 
 
+_AST = threading.Lock()  # the stub runs kernels in threads, and CPython 3.11's ast is not thread-safe (gh-106905:
+# "SystemError: AST constructor recursion depth mismatch" killed a fake kernel when two were released at once)
+
+
 def job_of(text: str) -> dict:
     line = next(line for line in text.splitlines() if line.startswith("JOB = "))
-    return ast.literal_eval(line[len("JOB = "):].split("  # ")[0])
+    with _AST:
+        return ast.literal_eval(line[len("JOB = "):].split("  # ")[0])
 
 
 def fake_kernel(body: dict, inputs: Path, working: Path) -> tuple[int, str, str]:
