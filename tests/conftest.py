@@ -1,13 +1,30 @@
-"""Shared fixtures. The real competition samples are in the repository: samples/asl-signs (LICENSE.md there)."""
+"""Shared fixtures, and the environment every test runs in (tests/environment.py). The real competition samples are
+in the repository: samples/asl-signs (LICENSE.md there)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from tests import environment
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "asl-signs"
+_OWN_HOME: list[str] = []  # the home this process made for the suite, removed when the session ends
+
+
+def pytest_configure(config) -> None:
+    """The suite's environment, not the caller's: set before any test module imports Keras, TensorFlow or Typer."""
+    made = environment.normalise_environment()
+    if made is not None:
+        _OWN_HOME.append(made)
+
+
+def pytest_unconfigure(config) -> None:
+    for home in _OWN_HOME:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,10 @@ import pyarrow.parquet as pq
 COMPETITION = "asl-signs"
 LAST_MODIFIED = "Thu, 23 Feb 2023 17:00:00 GMT"  # when the competition's data was published
 ZIPPED_ON_THE_WAY = {"train.csv"}  # Kaggle serves some single files zipped; the kit must unwrap them
-KERNEL_TIMEOUT = 120
+# The most a held kernel or a stalled download waits for its test to release it (stop() releases them all), and
+# the most a pushed kernel may train: a bound for a stuck test, not a wait; a busy 2-core machine training two
+# kernels beside the suite's other workers is slow, not stuck.
+KERNEL_TIMEOUT = 600
 
 
 @dataclass
@@ -185,6 +188,10 @@ class KaggleStub:
     def stop(self) -> None:
         self.stall_release.set()
         self.hold.set()
+        for kernel in list(self.kernels.values()):  # a test that ends early leaves no kernel training behind it
+            for version in list(kernel.versions):
+                if version.get("proc") is not None and version["proc"].poll() is None:
+                    version["proc"].kill()
         for run in self._runs:
             run.join(KERNEL_TIMEOUT)
         if self._server:
@@ -372,7 +379,7 @@ class KaggleStub:
 
     def _stall(self) -> None:
         self.stall_reached.set()
-        self.stall_release.wait(60)
+        self.stall_release.wait(KERNEL_TIMEOUT)
 
     def _rpc_CreateCodeSubmission(self, body: dict, seen: Seen, h) -> tuple[int, dict]:
         if not self.rules_accepted:
@@ -498,7 +505,10 @@ class KaggleStub:
             (inputs / COMPETITION / name).write_bytes(data)
         working.mkdir(parents=True)
         if self.kernel_runner is not None:
-            code, out, err = self.kernel_runner(version["body"], inputs, working)
+            try:
+                code, out, err = self.kernel_runner(version["body"], inputs, working)
+            except Exception as error:  # a kernel that crashes ends in error, as on Kaggle, not RUNNING for ever
+                code, out, err = 1, "", f"kaggle stub: the kernel runner raised {error!r}\n"
         else:
             script = root / version["body"].get("slug", "k").split("/")[1]
             script = script.with_suffix(".py")
@@ -512,6 +522,7 @@ class KaggleStub:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 out, err = proc.communicate()
+                err += f"\nkaggle stub: the kernel ran past KERNEL_TIMEOUT ({KERNEL_TIMEOUT} s) and was killed\n"
             code = proc.returncode
         log = [{"stream_name": "stdout", "time": 0.5, "data": out}, {"stream_name": "stderr", "time": 1.0, "data": err}]
         output = {p.relative_to(working).as_posix(): p.read_bytes() for p in sorted(working.rglob("*"))

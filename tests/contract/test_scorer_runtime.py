@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.environment import user_home
 from tests.runs import fake_run
 
-VENV = Path(os.environ.get("KIT_SCORER_VENV", Path.home() / ".cache" / "kit" / "tflite-runtime-2.14"))
+# In the user's own home (the suite runs in a home of its own: tests/environment.py), where the bench builds it too
+VENV = Path(os.environ.get("KIT_SCORER_VENV", user_home() / ".cache" / "kit" / "tflite-runtime-2.14"))
 PINS = ["tflite-runtime==2.14.0", "numpy<2"]
 
 RUN = r'''
@@ -59,7 +61,7 @@ def scorer_python() -> Path:
                                    f"{sys.version_info[0]}.{sys.version_info[1]})")
             subprocess.run([base, "-m", "venv", str(building)], check=True, capture_output=True)
             subprocess.run([str(building / "bin" / "python"), "-m", "pip", "install", "-q", *PINS], check=True,
-                           capture_output=True)
+                           capture_output=True, env={**os.environ, "HOME": str(user_home())})  # pip's own config
         except (subprocess.CalledProcessError, RuntimeError) as err:
             detail = err.stderr.decode().strip()[-300:] if isinstance(err, subprocess.CalledProcessError) else err
             message = f"cannot build {VENV} ({', '.join(PINS)}): {detail}"

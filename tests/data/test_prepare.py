@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from kit.cli import app
 from kit.errors import KitError
 from kit.data.parquet import read_landmarks
 from kit.data.prepare import build_cache
+from tests.environment import wait_for
 from tests.data.test_parquet import random_frames, write_landmarks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -356,11 +356,8 @@ def test_killed_run_resumes_without_redoing_finished_shards(tmp_path):
     command = [sys.executable, "-m", "kit.cli", "prepare", "--data", str(data), "--cache", str(cache), "--workers", "2"]
     run = subprocess.Popen(command, cwd=ROOT, start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list((cache / "shards").glob("*.json")):
-        assert run.poll() is None, "kit prepare ended before a shard was committed"
-        assert time.monotonic() < deadline, "no shard committed in 120 s"
-        time.sleep(0.005)
+    wait_for(lambda: list((cache / "shards").glob("*.json")), "kit prepare to commit its first shard", proc=run,
+             poll=0.005)
     os.killpg(run.pid, signal.SIGKILL)  # the whole group: the command and its worker processes
     run.wait()
     finished = committed_paths(cache)

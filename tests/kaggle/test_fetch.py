@@ -11,7 +11,6 @@ import io
 import os
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from typer.testing import CliRunner
 from kit.cli import app
 from kit.errors import KitError
 from kit.kaggle.fetch import STAGING, STATE, fetch_competition
+from tests.environment import wait_for
 from tests.kaggle_stub import KaggleStub, long_sequence, read_competition, sign_in, with_sequence
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,10 +134,9 @@ def test_killed_fetch_resumes_on_the_next_run(stub, tmp_path):
                                 cwd=ROOT, env=env, stdout=out, stderr=out)
     partial = dest / STAGING / "asl-signs.zip"
     try:
-        assert stub.stall_reached.wait(30), log.read_text()
-        deadline = time.monotonic() + 10
-        while (not partial.is_file() or partial.stat().st_size < MiB) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(stub.stall_reached.is_set, f"kit fetch to reach the stall in the archive (its log: {log})", proc=proc)
+        wait_for(lambda: partial.is_file() and partial.stat().st_size >= MiB,
+                 f"1 MiB of the archive in {partial} (kit fetch's log: {log})", proc=proc)
     finally:
         proc.kill()
         proc.wait()

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kit.cli import app
+from tests.environment import finished, wait_for
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,12 +34,9 @@ def kit(*args: str, **kwargs) -> subprocess.Popen:
 
 def kill_after_first_epoch(proc, backup: Path) -> None:
     """SIGKILL a training process as soon as its backup records a finished epoch; fail if it ended by itself."""
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if backup.is_file() and json.loads(backup.read_text())["epoch"] >= 1:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.05)
+    wait_for(lambda: backup.is_file() and json.loads(backup.read_text())["epoch"] >= 1,
+             f"kit train to back up its first epoch in {backup}", timeout=600, proc=proc)
+    proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the run was killed mid-training, not finished"
 
@@ -57,7 +54,7 @@ def test_killed_run_resumes_after_its_first_epoch(cache, tmp_path):
     config_before = (run / "config.json").read_text()
 
     resumed = kit("train", "--resume", str(run))
-    output, _ = resumed.communicate(timeout=600)
+    output, _ = finished(resumed, "kit train --resume to finish", timeout=600)
     assert resumed.returncode == 0, output
     assert f"resuming after epoch {epochs_done}" in output
     assert output.count("Epoch ") == 4 - epochs_done, "finished epochs are not trained again"
@@ -82,7 +79,7 @@ def test_killed_full_fit_resumes_after_its_first_epoch(cache, tmp_path):
     assert state["best_val_accuracy"] is None and (run / "full0" / "model.weights.h5").is_file()
 
     resumed = kit("train", "--resume", str(run))
-    output, _ = resumed.communicate(timeout=600)
+    output, _ = finished(resumed, "kit train --resume to finish", timeout=600)
     assert resumed.returncode == 0, output
     assert f"resuming after epoch {state['epoch']}" in output and output.count("Epoch ") == 3 - state["epoch"]
     history = (run / "full0" / "history.csv").read_text().strip().splitlines()
