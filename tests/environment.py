@@ -40,9 +40,8 @@ DROPPED = ("CUDA_VISIBLE_DEVICES", "TPU_NAME", "COLUMNS", "LINES", "FORCE_COLOR"
            "CLICOLOR", "CLICOLOR_FORCE", "COLORTERM", "GITHUB_ACTIONS", "TERMINAL_WIDTH", "TTY_COMPATIBLE",
            "TTY_INTERACTIVE", "TYPER_USE_RICH", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "PYTHONWARNINGS", "PYTHONSAFEPATH")
 # The suite's own switches, read on purpose (conftest.py and the tests that skip without an optional part):
-# CI=true turns a missing part into a failure, KIT_ALLOW_MISSING_SAMPLES=1 lets a public CI skip the real samples,
-# KIT_SCORER_VENV places tflite-runtime's venv.
-KEPT = ("CI", "KIT_ALLOW_MISSING_SAMPLES", "KIT_SCORER_VENV")
+# CI=true turns a missing part into a failure, KIT_SCORER_VENV places tflite-runtime's venv.
+KEPT = ("CI", "KIT_SCORER_VENV")
 SET = {
     "TERM": "dumb",  # no terminal features: what a test sees of a terminal, it asks for
     "TZ": "UTC",  # nothing reads the local time today; a test that one day does gets the same zone everywhere

@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kit.cli import app
+from tests.environment import command
 
 CLIP = Path(__file__).resolve().parents[1] / "capture" / "data" / "megamind60.avi"  # her right hand, in 50 of 60
 MODEL = Path(__file__).resolve().parent / "data" / "sign_model.tflite"  # someone else's model (data/make_models.py)
@@ -58,7 +59,9 @@ class Server:
     """`kit live ARGS` started in a process of its own, as a user starts it; `url` waits for the address it prints."""
 
     def __init__(self, *args: str):
-        self.process = subprocess.Popen([sys.executable, "-m", "kit", "live", *args], stdout=subprocess.PIPE,
+        # SIGINT at its default whatever this process inherited (tests/environment.py): the fixture stops it with
+        # Ctrl-C, as a user does, also when the suite runs as a background job with SIGINT ignored
+        self.process = subprocess.Popen(command("-m", "kit", "live", *args), stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, bufsize=1)
         self._url = None
 
