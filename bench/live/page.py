@@ -129,6 +129,9 @@ def page_and_server(model, frames, seconds: float, gap: float) -> dict:
 
 
 def main() -> None:
+    from kit import quiet
+
+    quiet.install()  # TF's start-up logs (the model runner, MediaPipe) off the terminal, as under kit's commands
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(MODEL), help="model.tflite, submission.zip or a run folder")
     parser.add_argument("--seconds", type=float, default=30.0)

@@ -65,13 +65,13 @@ def test_missing_mlflow_names_the_install(tmp_path, monkeypatch):
     assert not (tmp_path / "r").exists()
 
 
-def test_recording_a_trained_run_reads_back_and_reuses_its_run(tmp_path, mlflow_client):
+def test_recording_a_trained_run_reads_back_and_reuses_its_run(tmp_path, mlflow_client, monkeypatch):
     """Recording a run logs its config as params, CV and per-fold numbers as metrics, config.json and cv.json as
     artifacts, into MLFLOW_TRACKING_URI when set; recording it again adds to the same MLflow run; a command that
     fails before training leaves no run at all."""
     uri = f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}"
     (tmp_path / "elsewhere").mkdir()
-    os.environ["MLFLOW_TRACKING_URI"] = uri  # the fixture's monkeypatch restores it
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # removed again after the test
     run = fake_trained(tmp_path / "runs" / "base", (0.5, 0.7), ["train.mixup_alpha=0.5"])
     with pytest.raises(KitError):
         with track.recording("mlflow", tmp_path / "runs" / "typo"):
