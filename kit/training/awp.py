@@ -31,6 +31,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from kit.errors import KitError
+
 
 def perturbation(grads: list, awp_lambda: float, eps: float = 0.0) -> list:
     """delta_i = awp_lambda g_i / (||g_i|| + eps), 0 where that divides by 0 (tf_utils' divide_no_nan)."""
@@ -49,7 +51,8 @@ class AWPModel(keras.Model):
             return self._jax_train_step(*args)
         if keras.backend.backend() == "tensorflow":
             return self._tf_train_step(*args)
-        raise NotImplementedError(f"AWP has no training step for Keras' {keras.backend.backend()} backend")
+        raise KitError(f"train.awp_lambda: AWP has a training step for Keras' tensorflow and jax backends, not "
+                       f"{keras.backend.backend()}: set KERAS_BACKEND=tensorflow or jax")
 
     # TensorFlow: Keras' TensorFlowTrainer.train_step, with the gradient taken at the moved weights.
     def _tf_train_step(self, data):
