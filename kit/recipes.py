@@ -100,7 +100,7 @@ CONV1ST = Recipe(
            "x 0.1, applied as RectifiedAdam applies it"),
         _s("train.epochs", 300, "cell 19: epoch = 300"),
         _s("train.label_smoothing", 0.1, "cell 18: CategoricalCrossentropy(label_smoothing=0.1)"),
-        _s("train.ema", False, "cell 18: no moving average of the weights (nor SWA: swa_epochs = [])"),
+        _s("train.ema", False, "cells 18-19: no moving average of the weights (nor SWA: CFG.swa_epochs = [])"),
         _s("train.awp_lambda", 0.2, "cell 19: awp = True, awp_lambda = 0.2; cell 18: AWP(delta=0.2, eps=0.)"),
         _s("train.awp_start_epoch", 15, "cell 19: awp_start_epoch = 15"),
         _s("train.late_dropout_epoch", 15, "cell 19: dropout_start_epoch = 15"),
